@@ -1,0 +1,44 @@
+# Passage: `make render` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+TF_EXTRA ?= cpu
+CONFIG ?= configs/seed.toml
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install capture render test lint format bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade --quiet pip
+	$(BIN)/pip install --quiet -e '.[dev,$(TF_EXTRA)]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Capture resumes from what the run's manifest holds, so a second `make capture` is quick.
+capture: $(STAMP)
+	$(BIN)/passage capture --config $(CONFIG)
+
+render: capture
+	$(BIN)/passage render --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,203 @@
+"""Batch capture: stream patterns through the probe, one forward pass per batch, and hand each
+layer's output to the writer thread. RAM is bounded by the batch size and the queue length,
+not by the number of patterns; a rerun resumes from what the manifest holds."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import zlib
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from tqdm.auto import tqdm
+
+from . import __version__
+from ._tf import keras_and_tf
+from .config import Config
+from .diagram import draw_architecture
+from .errors import PatternError
+from .probe import Probe, input_shapes, layer_infos
+from .select import LayerInfo, select_layers
+from .specs import PatternSource, check_shapes, load_model, load_patterns
+from .store import QueuedWriter, Run, RunWriter, open_run
+from .store.naming import layer_dir
+
+log = logging.getLogger(__name__)
+
+
+def weights_digest(model: Any) -> str:
+    """CRC-32 over every weight: tells two models with the same structure apart."""
+    crc = 0
+    for w in model.weights:
+        crc = zlib.crc32(np.ascontiguousarray(np.asarray(w)).view(np.uint8).reshape(-1), crc)
+    return f"{crc & 0xFFFFFFFF:08x}"
+
+
+def versions() -> dict[str, str]:
+    keras, tf = keras_and_tf()
+    return {
+        "passage": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def layer_records(selected: Sequence[LayerInfo]) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": info.index,
+            "name": info.name,
+            "class": info.class_name,
+            "shape": list(info.shape),
+            "dir": layer_dir(info.index, info.name),
+        }
+        for info in selected
+    ]
+
+
+def fingerprint(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def array_source(patterns: Any, shapes: Sequence[tuple[int | None, ...]]) -> PatternSource:
+    """Patterns given in memory (one array, or one per input)."""
+    arrays = [
+        np.asarray(a) for a in (patterns if isinstance(patterns, (list, tuple)) else [patterns])
+    ]
+    if len(arrays) == 1 and arrays[0].ndim == len(shapes[0]):
+        arrays = [arrays[0][None]]  # a single pattern without its batch axis
+    source = PatternSource(
+        "<array>",
+        int(arrays[0].shape[0]),
+        [tuple(a.shape[1:]) for a in arrays],
+        arrays=arrays,
+        origin="array",
+    )
+    if len(arrays) != len(shapes):
+        raise PatternError(
+            f"{len(arrays)} pattern array(s) given; the model has {len(shapes)} inputs"
+        )
+    check_shapes("<array>", source.shapes, shapes)
+    if source.count == 0:
+        raise PatternError("zero patterns given; expected at least one")
+    return source
+
+
+def capture(config: Config, quiet: bool = False) -> Run:
+    """Capture as ``config`` says (model and patterns from their specs)."""
+    model = load_model(config.capture.model, unsafe=config.capture.unsafe)
+    return capture_model(model, config, quiet=quiet)
+
+
+def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool = False) -> Run:
+    """Capture ``model`` over ``patterns`` (in-memory arrays) or the config's pattern spec."""
+    c = config.capture
+    shapes = input_shapes(model)
+    source = (
+        load_patterns(c.patterns, shapes) if patterns is None else array_source(patterns, shapes)
+    )
+    selected = select_layers(layer_infos(model), config.select)
+    records = layer_records(selected)
+    model_spec = c.model if patterns is None else f"<in-memory {model.name}>"
+    digest = weights_digest(model)
+    info: dict[str, Any] = {
+        "mode": "batch",
+        "model": model_spec,
+        "model_name": model.name,
+        "inputs": [list(s) for s in shapes],
+        "layers": records,
+        "patterns": source.spec,
+        "pattern_origin": source.origin,
+        "num_patterns": source.count,
+        "batch_size": c.batch_size,
+        "weights_crc32": digest,
+        "config": config.to_dict(),
+        "versions": versions(),
+    }
+    info["fingerprint"] = fingerprint(
+        {
+            "model": model_spec,
+            "weights": digest,
+            "layers": records,
+            "patterns": source.spec,
+            "count": source.count,
+            "batch": c.batch_size,
+            "format": c.format,
+            "dtype": c.dtype,
+            "data": _array_digest(source) if patterns is not None else None,
+        }
+    )
+    out = Path(c.out)
+    with RunWriter(out, info, fmt=c.format, dtype=c.dtype, overwrite=c.overwrite) as writer:
+        if c.architecture and not ((out / "model.png").exists() or (out / "model.txt").exists()):
+            draw_architecture(model, out)
+        _stream(model, selected, source, writer, c.batch_size, c.queue_size, quiet)
+    log.info("captured %d pattern(s) x %d layer(s) into %s", source.count, len(selected), out)
+    return open_run(out)
+
+
+def _array_digest(source: PatternSource) -> str:
+    crc = 0
+    for a in source.arrays:
+        crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1), crc)
+    return f"{crc:08x}"
+
+
+def _stream(
+    model: Any,
+    selected: Sequence[LayerInfo],
+    source: PatternSource,
+    writer: RunWriter,
+    batch_size: int,
+    queue_size: int,
+    quiet: bool,
+) -> None:
+    names = [info.name for info in selected]
+    todo_batches = []
+    done_patterns = 0
+    for first in range(0, source.count, batch_size):
+        size = min(batch_size, source.count - first)
+        missing = [n for n in names if not writer.has(n, None, first)]
+        if missing:
+            todo_batches.append((first, size, missing))
+        else:
+            done_patterns += size
+    if not todo_batches:
+        log.info("%s is complete already; nothing to capture", writer.root)
+        return
+    probe = Probe(model, selected)
+    queued = QueuedWriter(writer, maxsize=queue_size)
+    bar = tqdm(
+        total=source.count,
+        initial=done_patterns,
+        unit="pattern",
+        desc="capture",
+        disable=quiet,
+        dynamic_ncols=True,
+    )
+    try:
+        for first, size, missing in todo_batches:
+            outputs = probe(source.batch(first, size))
+            queued.submit(
+                [
+                    (n, None, first, out)
+                    for n, out in zip(names, outputs, strict=True)
+                    if n in missing
+                ]
+            )
+            bar.update(size)
+    finally:
+        bar.close()
+        queued.close()
+
+
+def with_overrides(config: Config, **capture_values: Any) -> Config:
+    return replace(config, capture=replace(config.capture, **capture_values))

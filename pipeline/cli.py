@@ -1,0 +1,222 @@
+"""``passage`` command line: capture, render, verify, info.
+
+Exit status 0 on success; a user error prints one line on stderr (no traceback) and exits 2;
+a render that had to skip damaged data exits 1. Flags override the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import config as cfgmod
+from .config import Config
+from .errors import PassageError
+
+log = logging.getLogger("pipeline")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises our ConfigError (one line, exit 2) instead of printing usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise cfgmod.ConfigError(f"{self.prog}: {message} (see --help)")
+
+
+def _add_capture(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("capture", help="pass patterns through a model and store layer outputs")
+    p.add_argument("--config", help="TOML config file (flags override it)")
+    p.add_argument("--model", help="model spec: file.keras, module:function or builtin:NAME")
+    p.add_argument("--patterns", help="pattern spec: file.npy, file.npz[:key], random:N[:SEED]")
+    p.add_argument("--out", help="run folder to write")
+    p.add_argument("--format", choices=cfgmod.FORMATS, help="data file format (default npy)")
+    p.add_argument("--dtype", choices=cfgmod.DTYPES, help="stored float type (default float32)")
+    p.add_argument("--batch-size", type=int, help="patterns per forward pass (default 256)")
+    p.add_argument("--select", choices=cfgmod.RULES, help="layer selection rule (default seed)")
+    p.add_argument("--min-size", help="seed rule minimum HxW, e.g. 15x15")
+    p.add_argument("--include", action="append", help="keep only layers matching this name glob")
+    p.add_argument("--exclude", action="append", help="drop layers matching this name glob")
+    p.add_argument("--class", dest="classes", action="append", help="keep only this layer class")
+    p.add_argument("--exclude-class", action="append", help="drop this layer class")
+    p.add_argument("--no-architecture", action="store_true", help="do not draw the model")
+    p.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
+    p.add_argument("--unsafe", action="store_true", help="allow unsafe deserialization (Lambda)")
+
+
+def _add_render(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("render", help="draw a captured run's pictures")
+    p.add_argument("run", nargs="?", help="run folder (default: [capture] out of --config)")
+    p.add_argument("--config", help="TOML config file (its [render] and [capture] out)")
+    p.add_argument("--out", help="output folder (default RUN/render)")
+    p.add_argument("--grid", help="cells per page as ROWSxCOLS (default 3x3)")
+    p.add_argument("--cmap", help="matplotlib colormap (default viridis)")
+    p.add_argument("--patterns", dest="render_patterns", help="which patterns, e.g. 0,3,5-9")
+    p.add_argument("--workers", type=int, help="processes (default: one per core)")
+    p.add_argument("--vector", choices=("square", "strip"), help="how (N,) vectors are drawn")
+    p.add_argument("--max-channels", type=int, help="channel maps per mosaic (default 64)")
+    p.add_argument("--strict", action="store_true", help="stop at the first damaged file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="passage", description="See how patterns pass through a Keras model, layer by layer."
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars, warnings only"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_capture(sub)
+    _add_render(sub)
+    for name, text in (
+        ("verify", "check every data file against the manifest"),
+        ("info", "summarize a run"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", help="run folder")
+    return parser
+
+
+def _size_pair(text: str | None, flag: str) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    from .rendering.layout import parse_grid
+
+    try:
+        return parse_grid(text)
+    except PassageError:
+        raise cfgmod.ConfigError(f"{flag}: expected AxB such as 15x15, received {text!r}") from None
+
+
+def load_config(path: str | None) -> Config:
+    return cfgmod.load(path) if path else Config()
+
+
+def capture_config(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config)
+    cfg = cfgmod.override(
+        cfg,
+        "capture",
+        model=args.model,
+        patterns=args.patterns,
+        out=args.out,
+        format=args.format,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        architecture=False if args.no_architecture else None,
+        overwrite=True if args.overwrite else None,
+        unsafe=True if args.unsafe else None,
+    )
+    min_size = _size_pair(args.min_size, "--min-size")
+    return cfgmod.override(
+        cfg,
+        "select",
+        rule=args.select,
+        min_size=list(min_size) if min_size else None,
+        include=args.include,
+        exclude=args.exclude,
+        classes=args.classes,
+        exclude_classes=args.exclude_class,
+    )
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    cfg = capture_config(args)
+    if cfg.train is not None:
+        from .training import train_and_capture
+
+        train_and_capture(cfg, quiet=args.quiet)
+    else:
+        from .batch import capture
+
+        capture(cfg, quiet=args.quiet)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .rendering import render
+
+    cfg = load_config(args.config)
+    grid = _size_pair(args.grid, "--grid")
+    cfg = cfgmod.override(
+        cfg,
+        "render",
+        out=args.out,
+        grid=list(grid) if grid else None,
+        cmap=args.cmap,
+        patterns=args.render_patterns,
+        workers=args.workers,
+        vector=args.vector,
+        max_channels=args.max_channels,
+    )
+    run_dir = args.run or cfg.capture.out
+    r = cfg.render
+    report = render(
+        run_dir,
+        r.out or None,
+        grid=r.grid,
+        cmap=r.cmap,
+        patterns=r.patterns,
+        workers=r.workers,
+        strict=args.strict,
+        figsize=r.figsize,
+        dpi=r.dpi,
+        vector=r.vector,
+        max_channels=r.max_channels,
+        quiet=args.quiet,
+    )
+    if report.problems:
+        for line in report.problems[:20]:
+            log.warning("%s", line)
+        sys.stderr.write(
+            f"passage: rendered {report.pages} page(s) into {report.out}; skipped "
+            f"{len(report.problems)} damaged cell(s) or item(s) (see the warnings above)\n"
+        )
+        return 1
+    log.info("pictures are in %s", report.out)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify_run
+
+    return verify_run(args.run)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .verify import run_info
+
+    return run_info(args.run)
+
+
+COMMANDS = {"capture": cmd_capture, "render": cmd_render, "verify": cmd_verify, "info": cmd_info}
+
+
+def setup_logging(quiet: bool, verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    root = logging.getLogger("pipeline")
+    root.setLevel(level)
+    if not any(getattr(h, "_passage", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("passage: %(message)s"))
+        handler._passage = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.propagate = False
+    for h in root.handlers:
+        if getattr(h, "_passage", False):
+            h.setStream(sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        setup_logging(args.quiet, args.verbose)
+        return COMMANDS[args.command](args)
+    except PassageError as exc:
+        sys.stderr.write(f"passage: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("passage: interrupted; rerun the same command to resume\n")
+        return 130

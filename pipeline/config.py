@@ -1,0 +1,220 @@
+"""Validated configuration: TOML file + CLI flags -> frozen dataclasses.
+
+Unknown keys and wrong types are errors that name the key. Flags override the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FORMATS = ("npy", "json")
+DTYPES = ("float32", "float16")
+RULES = ("seed", "all")
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    rule: str = "seed"
+    min_size: tuple[int, ...] = (15, 15)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    exclude_classes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    model: str = "builtin:seed"
+    patterns: str = "random:1"
+    out: str = "runs/seed"
+    format: str = "npy"
+    dtype: str = "float32"
+    batch_size: int = 256
+    architecture: bool = True
+    overwrite: bool = False
+    unsafe: bool = False
+    queue_size: int = 4
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    out: str = ""  # empty: RUN/render
+    grid: tuple[int, int] = (3, 3)
+    cmap: str = "viridis"
+    dpi: int = 100
+    figsize: tuple[float, float] = (10.0, 10.0)
+    patterns: str = ""  # empty: all; "0,3,5-9" otherwise
+    workers: int = 0  # 0: one per core
+    vector: str = "square"  # "square" or "strip"
+    max_channels: int = 64
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str = ""
+    x_key: str = "x"
+    y_key: str = "y"
+    epochs: int = 20
+    batch_size: int = 32
+    optimizer: str = "adam"
+    loss: str = "sparse_categorical_crossentropy"
+    metrics: tuple[str, ...] = ("accuracy",)
+    learning_rate: float = 0.0  # 0: the optimizer's default
+    watch: str = ""  # pattern spec of the watched patterns; empty: from the dataset
+    watch_per_class: int = 2
+    every: int = 1
+    every_batches: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    train: TrainConfig | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(section: str, key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotated type ``tp``; return it in that type."""
+    where = f"[{section}] {key}"
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, received {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(section, key, v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} items, received {value!r}")
+        return tuple(_coerce(section, key, v, a) for v, a in zip(value, args, strict=True))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, received {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, received {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, received {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, received {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def _build(cls: type, section: str, data: dict[str, Any]) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{section}]: expected a table, received {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"unknown config key [{section}] {key!r}; expected one of: {', '.join(sorted(known))}"
+            )
+    values = {k: _coerce(section, k, v, hints[k]) for k, v in data.items()}
+    return cls(**values)
+
+
+def _validate(cfg: Config) -> Config:
+    c, s, r = cfg.capture, cfg.select, cfg.render
+    if c.format not in FORMATS:
+        raise ConfigError(f"[capture] format: expected one of {FORMATS}, received {c.format!r}")
+    if c.dtype not in DTYPES:
+        raise ConfigError(f"[capture] dtype: expected one of {DTYPES}, received {c.dtype!r}")
+    if c.batch_size < 1:
+        raise ConfigError(f"[capture] batch_size: expected >= 1, received {c.batch_size}")
+    if c.queue_size < 1:
+        raise ConfigError(f"[capture] queue_size: expected >= 1, received {c.queue_size}")
+    if s.rule not in RULES:
+        raise ConfigError(f"[select] rule: expected one of {RULES}, received {s.rule!r}")
+    if any(v < 0 for v in s.min_size):
+        raise ConfigError(f"[select] min_size: expected sizes >= 0, received {s.min_size}")
+    if min(r.grid) < 1:
+        raise ConfigError(f"[render] grid: expected rows and columns >= 1, received {r.grid}")
+    if r.vector not in ("square", "strip"):
+        raise ConfigError(f"[render] vector: expected 'square' or 'strip', received {r.vector!r}")
+    if r.max_channels < 1:
+        raise ConfigError(f"[render] max_channels: expected >= 1, received {r.max_channels}")
+    if r.workers < 0:
+        raise ConfigError(f"[render] workers: expected >= 0, received {r.workers}")
+    t = cfg.train
+    if t is not None:
+        if not t.dataset:
+            raise ConfigError("[train] dataset: expected a dataset spec such as 'builtin:stripes'")
+        if t.epochs < 1 or t.batch_size < 1 or t.every < 1 or t.every_batches < 0:
+            raise ConfigError(
+                "[train]: expected epochs, batch_size and every >= 1 and every_batches >= 0, "
+                f"received epochs={t.epochs} batch_size={t.batch_size} every={t.every} "
+                f"every_batches={t.every_batches}"
+            )
+    return cfg
+
+
+SECTIONS: dict[str, type] = {
+    "capture": CaptureConfig,
+    "select": SelectConfig,
+    "render": RenderConfig,
+    "train": TrainConfig,
+}
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build a validated Config from nested dicts (a parsed TOML file)."""
+    for key in data:
+        if key not in SECTIONS:
+            raise ConfigError(
+                f"unknown config section [{key}]; expected one of: {', '.join(SECTIONS)}"
+            )
+    parts = {name: _build(cls, name, data[name]) for name, cls in SECTIONS.items() if name in data}
+    return _validate(Config(**parts))
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {p}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    return from_dict(data)
+
+
+def override(cfg: Config, section: str, **values: Any) -> Config:
+    """Return ``cfg`` with the non-None ``values`` replaced in ``section`` (flags over file)."""
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return cfg
+    current = getattr(cfg, section)
+    if current is None:
+        current = SECTIONS[section]()
+    hints = typing.get_type_hints(type(current))
+    checked = {k: _coerce(section, k, v, hints[k]) for k, v in values.items()}
+    return _validate(replace(cfg, **{section: replace(current, **checked)}))

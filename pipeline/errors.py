@@ -1,0 +1,58 @@
+"""One exception hierarchy for the whole project.
+
+Every class also inherits a built-in exception, so ``except ValueError`` keeps working for
+callers who do not know ours. Messages say what was expected, what was received, and what to
+do; the CLI prints them as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class PassageError(Exception):
+    """Base class of every error Passage raises on purpose."""
+
+    exit_code = 2
+
+
+class ConfigError(PassageError, ValueError):
+    """A configuration file or flag is malformed, has an unknown key or a wrong type."""
+
+
+class SpecError(PassageError, ValueError):
+    """A model, pattern or dataset spec cannot be understood."""
+
+
+class ModelLoadError(PassageError, OSError):
+    """A model file is missing, unreadable, or needs unsafe deserialization."""
+
+
+class PatternError(PassageError, ValueError):
+    """Patterns are missing, empty, or do not fit the model's input."""
+
+
+class SelectionError(PassageError, ValueError):
+    """No layer qualifies under the selection rule."""
+
+
+class StoreError(PassageError, OSError):
+    """A run directory is missing, damaged, locked, or holds a different run."""
+
+
+class NotInRunError(StoreError, LookupError):
+    """A layer, epoch or pattern asked of a run is not in it."""
+
+
+class RunLockedError(StoreError):
+    """Another live process is writing into the run."""
+
+
+class DiskFullError(StoreError):
+    """The disk filled up (or is read-only) while writing the run."""
+
+
+class RenderError(PassageError, RuntimeError):
+    """Rendering could not draw what was asked."""
+
+
+class PassageWarning(UserWarning):
+    """Warnings of our own (the test suite turns them into errors)."""

@@ -1,0 +1,210 @@
+"""Per-pattern grid pages: one cell per layer, ``imshow`` titled with layer name and shape.
+
+A ``PagePainter`` builds its figure once and, for every later pattern, only swaps image data,
+color limits and titles before saving; that is what makes thousands of pages affordable.
+Uses matplotlib's object API (Figure + Agg canvas), never pyplot's global state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..errors import PassageError, RenderError
+from ..store import Run
+from . import layout
+
+log = logging.getLogger(__name__)
+
+PNG_OPTIONS = {"compress_level": 1}
+
+
+@dataclass
+class Cell:
+    """What one grid cell shows: an image with its color limits, or a problem."""
+
+    title: str
+    image: np.ndarray | None = None
+    vmin: float | None = None
+    vmax: float | None = None
+    problem: str | None = None
+
+
+@dataclass
+class GridOptions:
+    rows: int = 3
+    cols: int = 3
+    cmap: str = "viridis"
+    figsize: tuple[float, float] = (10.0, 10.0)
+    dpi: int = 100
+    vector: str = "square"
+    max_channels: int = 64
+    strict: bool = False
+
+
+@dataclass
+class DrawReport:
+    pages: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def merge(self, other: DrawReport) -> None:
+        self.pages += other.pages
+        self.problems.extend(other.problems)
+
+
+def auto_limits(image: np.ndarray) -> tuple[float, float]:
+    """Color limits of one image over its finite values (imshow's own autoscale, NaN-safe)."""
+    finite = image[np.isfinite(image)]
+    if finite.size == 0:
+        return (0.0, 1.0)
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+class PagePainter:
+    """A reusable figure with rows x cols axes."""
+
+    def __init__(self, opts: GridOptions) -> None:
+        import matplotlib
+
+        self.opts = opts
+        self.fig = Figure(figsize=opts.figsize, dpi=opts.dpi)
+        FigureCanvasAgg(self.fig)
+        self.axes = list(self.fig.subplots(opts.rows, opts.cols, squeeze=False).ravel())
+        self.images: list[Any] = [None] * len(self.axes)
+        self.texts: list[Any] = [None] * len(self.axes)
+        self.cmap = matplotlib.colormaps.get_cmap(opts.cmap).with_extremes(bad="white")
+        self._suptitle = None
+
+    def draw(self, cells: Sequence[Cell | None], path: Path, suptitle: str | None = None) -> None:
+        for i, ax in enumerate(self.axes):
+            cell = cells[i] if i < len(cells) else None
+            if cell is None:
+                ax.set_visible(False)
+                continue
+            ax.set_visible(True)
+            self._draw_cell(i, ax, cell)
+        if suptitle is not None:
+            if self._suptitle is None:
+                self._suptitle = self.fig.suptitle(suptitle)
+            else:
+                self._suptitle.set_text(suptitle)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fig.savefig(path, dpi=self.opts.dpi, pil_kwargs=PNG_OPTIONS)
+
+    def _draw_cell(self, i: int, ax: Any, cell: Cell) -> None:
+        im = self.images[i]
+        if cell.problem is not None or cell.image is None:
+            if im is not None:
+                im.set_visible(False)
+            if self.texts[i] is None:
+                self.texts[i] = ax.text(
+                    0.5,
+                    0.5,
+                    "",
+                    ha="center",
+                    va="center",
+                    color="darkred",
+                    transform=ax.transAxes,
+                    wrap=True,
+                )
+                ax.set_xticks([])
+                ax.set_yticks([])
+            self.texts[i].set_text(cell.problem or "no data")
+            self.texts[i].set_visible(True)
+            ax.set_title(cell.title, color="darkred", fontsize="medium")
+            ax.set_facecolor("#eeeeee")
+            return
+        if self.texts[i] is not None:
+            self.texts[i].set_visible(False)
+            ax.set_facecolor("white")
+        image = np.ma.masked_invalid(cell.image)
+        vmin, vmax = (cell.vmin, cell.vmax) if cell.vmin is not None else auto_limits(cell.image)
+        if im is None or im.get_array().shape != image.shape:
+            if im is not None:
+                im.remove()
+            self.images[i] = ax.imshow(
+                image,
+                cmap=self.cmap,
+                vmin=vmin,
+                vmax=vmax,
+                interpolation="nearest",
+                aspect=layout.aspect_for(image.shape),
+            )
+        else:
+            im.set_data(image)
+            im.set_clim(vmin, vmax)
+            im.set_visible(True)
+        ax.set_title(cell.title, color="black", fontsize="medium")
+
+
+class ChunkCache:
+    """Holds the one most recently opened data file per layer (bounded memory)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self._open: dict[tuple[str, int | None], tuple[int, int, np.ndarray]] = {}
+
+    def get(self, layer: str, pattern: int, epoch: int | None) -> np.ndarray:
+        hit = self._open.get((layer, epoch))
+        if hit is not None and hit[0] <= pattern < hit[1]:
+            return hit[2][pattern - hit[0]]
+        entry = self.run.entry_for(layer, pattern, epoch)
+        arr = self.run.load(entry)
+        self._open[(layer, epoch)] = (entry.first, entry.first + entry.count, arr)
+        return arr[pattern - entry.first]
+
+
+def layer_cell(
+    cache: ChunkCache, layer: str, pattern: int, epoch: int | None, opts: GridOptions
+) -> Cell:
+    """The cell of one layer for one pattern; a damaged file becomes a marked cell."""
+    rec = cache.run.layer(layer)
+    title = layout.cell_title(layer, rec.shape)
+    try:
+        data = cache.get(layer, pattern, epoch)
+    except PassageError as exc:
+        if opts.strict:
+            raise RenderError(f"pattern {pattern}, layer {layer!r}: {exc}") from exc
+        return Cell(title, problem="data missing or damaged")
+    return Cell(
+        title, image=layout.to_image(np.asarray(data, np.float32), opts.vector, opts.max_channels)
+    )
+
+
+def draw_patterns(
+    run: Run, out: Path, patterns: Sequence[int], epoch: int | None, opts: GridOptions
+) -> DrawReport:
+    """Write ``out/pattern-<i>/<page>.png`` for each pattern in ``patterns``."""
+    report = DrawReport()
+    layers = run.layers
+    page_cells = layout.pages(len(layers), opts.rows, opts.cols)
+    painters = [PagePainter(opts) for _ in page_cells]
+    cache = ChunkCache(run)
+    try:
+        for p in patterns:
+            cells = [layer_cell(cache, name, p, epoch, opts) for name in layers]
+            report.problems.extend(
+                f"pattern {p}, layer {name!r}: {c.problem}"
+                for name, c in zip(layers, cells, strict=True)
+                if c.problem
+            )
+            for page_index, (painter, idx) in enumerate(zip(painters, page_cells, strict=True)):
+                title = f"pattern {p}" + ("" if epoch is None else f", epoch {epoch}")
+                if len(page_cells) > 1:
+                    title += f" (page {page_index + 1}/{len(page_cells)})"
+                painter.draw(
+                    [cells[i] for i in idx], out / f"pattern-{p}" / f"{page_index}.png", title
+                )
+                report.pages += 1
+    finally:
+        for painter in painters:
+            painter.fig.clear()
+    return report

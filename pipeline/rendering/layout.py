@@ -1,0 +1,155 @@
+"""Pure layout logic for render: which array goes in which cell, page and image.
+
+No matplotlib and no I/O here, so every rule is tested directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+def pages(n_cells: int, rows: int, cols: int) -> list[list[int]]:
+    """Split cell indices 0..n_cells-1 into pages of rows*cols cells, in order."""
+    per = rows * cols
+    return [list(range(start, min(start + per, n_cells))) for start in range(0, n_cells, per)]
+
+
+def near_square(n: int) -> tuple[int, int]:
+    """(rows, cols) with rows*cols >= n, cols = ceil(sqrt(n)), as square as possible."""
+    if n <= 0:
+        return (0, 0)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    return rows, cols
+
+
+def vector_image(vec: np.ndarray, mode: str = "square") -> np.ndarray:
+    """A (N,) vector as 2-D: a near-square image padded with NaN (drawn blank) or a 1xN strip."""
+    vec = np.asarray(vec).reshape(-1)
+    if mode == "strip":
+        return vec[None, :]
+    rows, cols = near_square(vec.size)
+    out = np.full(rows * cols, np.nan, dtype=np.float32 if vec.dtype != np.float64 else vec.dtype)
+    out[: vec.size] = vec
+    return out.reshape(rows, cols)
+
+
+def channel_mosaic(arr: np.ndarray, max_channels: int = 64, pad: int = 1) -> np.ndarray:
+    """(H, W, C) as a near-square mosaic of its first ``max_channels`` channel maps.
+
+    Tiles are separated by ``pad`` NaN pixels (drawn blank). Tile k (row-major) is channel k.
+    """
+    h, w, c = arr.shape
+    c = min(c, max_channels)
+    rows, cols = near_square(c)
+    out = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad), np.nan, np.float32)
+    for k in range(c):
+        r, q = divmod(k, cols)
+        y, x = r * (h + pad), q * (w + pad)
+        out[y : y + h, x : x + w] = arr[:, :, k]
+    return out
+
+
+def tile_origins(
+    shape: tuple[int, int, int], max_channels: int = 64, pad: int = 1
+) -> list[tuple[int, int]]:
+    """Top-left (row, col) pixel of each channel tile in ``channel_mosaic`` (for labels)."""
+    h, w, c = shape
+    c = min(c, max_channels)
+    _, cols = near_square(c)
+    return [(divmod(k, cols)[0] * (h + pad), divmod(k, cols)[1] * (w + pad)) for k in range(c)]
+
+
+def to_image(arr: np.ndarray, vector: str = "square", max_channels: int = 64) -> np.ndarray:
+    """Any per-pattern output as one 2-D image.
+
+    rank 0 -> 1x1; (N,) -> ``vector_image``; (H, W) as is (sequences (T, F) too);
+    (H, W, C) -> channel mosaic; (D, H, W, C) -> mean over D, then mosaic; higher ranks are
+    flattened to (first axis, rest).
+    """
+    a = np.asarray(arr)
+    if a.ndim == 0:
+        return a.reshape(1, 1).astype(np.float32)
+    if a.ndim == 1:
+        return vector_image(a, vector)
+    if a.ndim == 2:
+        return a
+    if a.ndim == 3:
+        return channel_mosaic(a, max_channels)
+    if a.ndim == 4:
+        return channel_mosaic(a.mean(axis=0), max_channels)
+    return a.reshape(a.shape[0], -1)
+
+
+def aspect_for(image_shape: tuple[int, ...], limit: float = 8.0) -> str:
+    """'equal' pixels unless the image is a very long strip, which then fills the cell."""
+    h, w = image_shape[0], image_shape[1]
+    ratio = max(h, w) / max(min(h, w), 1)
+    return "auto" if ratio > limit else "equal"
+
+
+def shape_label(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(str(int(v)) for v in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def cell_title(name: str, shape: Sequence[int]) -> str:
+    """The article's cell title: layer name and per-pattern output shape."""
+    return f"{name} {shape_label(shape)}"
+
+
+def parse_grid(text: str) -> tuple[int, int]:
+    """'3x3' -> (3, 3)."""
+    try:
+        r, c = text.lower().split("x")
+        rows, cols = int(r), int(c)
+    except ValueError:
+        raise ConfigError(f"--grid: expected ROWSxCOLS such as 3x3, received {text!r}") from None
+    if rows < 1 or cols < 1:
+        raise ConfigError(f"--grid: expected rows and columns >= 1, received {text!r}")
+    return rows, cols
+
+
+def parse_indices(text: str, n: int) -> list[int]:
+    """'0,3,5-9' -> sorted unique indices < n; '' -> all of range(n)."""
+    if not text.strip():
+        return list(range(n))
+    picked: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                picked.update(range(lo, hi + 1))
+            else:
+                picked.add(int(part))
+        except ValueError:
+            raise ConfigError(f"pattern selection: expected '0,3,5-9', received {text!r}") from None
+    bad = sorted(i for i in picked if not 0 <= i < n)
+    if bad:
+        raise ConfigError(f"pattern selection: indices {bad[:5]} are outside 0..{n - 1}")
+    return sorted(picked)
+
+
+def split_work(items: Sequence[int], parts: int, max_size: int = 256) -> list[list[int]]:
+    """Contiguous pieces of ``items``: at least ``parts`` pieces where possible, each at most
+    ``max_size`` long (so a progress bar moves and workers stay busy)."""
+    n = len(items)
+    if n == 0:
+        return []
+    size = max(1, min(max_size, math.ceil(n / max(parts, 1))))
+    return [list(items[i : i + size]) for i in range(0, n, size)]
+
+
+def fixed_limits(mins: Sequence[float | None], maxs: Sequence[float | None]) -> tuple[float, float]:
+    """One color scale over several files' (min, max): the smallest min and the largest max."""
+    lo = [v for v in mins if v is not None]
+    hi = [v for v in maxs if v is not None]
+    if not lo or not hi:
+        return (0.0, 1.0)
+    a, b = min(lo), max(hi)
+    return (a, b) if b > a else (a - 0.5, b + 0.5)

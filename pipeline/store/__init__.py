@@ -1,0 +1,19 @@
+"""The store: the on-disk contract between capture and render (see ARCHITECTURE.md)."""
+
+from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
+from .reader import LayerRecord, Run, open_run
+from .writer import QueuedWriter, RunWriter
+
+__all__ = [
+    "MANIFEST",
+    "METRICS",
+    "RUN_JSON",
+    "SCHEMA_VERSION",
+    "LayerRecord",
+    "ManifestEntry",
+    "QueuedWriter",
+    "Run",
+    "RunWriter",
+    "open_run",
+    "read_manifest",
+]

@@ -1,0 +1,187 @@
+"""Read a run: ``open_run(path) -> Run``. No TensorFlow here: render runs from files alone."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..errors import NotInRunError, StoreError
+from . import codecs
+from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """A selected layer as run.json records it."""
+
+    index: int
+    name: str
+    class_name: str
+    shape: tuple[int, ...]
+    dir: str
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LayerRecord:
+        try:
+            return cls(
+                int(d["index"]), str(d["name"]), str(d["class"]), tuple(d["shape"]), str(d["dir"])
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"run.json layer record {d!r} is malformed: {exc}") from exc
+
+
+class Run:
+    """A captured run, read through its manifest (the truth about which files exist)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        run_json = self.path / RUN_JSON
+        if not run_json.is_file():
+            raise StoreError(
+                f"{self.path} is not a Passage run (no {RUN_JSON}); expected the --out folder "
+                "of a `passage capture`"
+            )
+        try:
+            self.info: dict[str, Any] = orjson.loads(run_json.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise StoreError(f"cannot read {run_json}: {exc}") from exc
+        version = self.info.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{run_json}: expected schema_version {SCHEMA_VERSION}, received {version!r}; "
+                "capture the run again with this version of Passage"
+            )
+        self.format: str = self.info.get("format", "npy")
+        self.layer_records = [LayerRecord.from_dict(d) for d in self.info.get("layers", [])]
+        self._by_name = {rec.name: rec for rec in self.layer_records}
+        read = read_manifest(self.path / MANIFEST)
+        self.bad_manifest_lines = read.bad_lines
+        self.reload_entries(read.entries)
+
+    def reload_entries(self, entries: list[ManifestEntry]) -> None:
+        index: dict[tuple[int | None, str], dict[int, ManifestEntry]] = {}
+        for e in entries:
+            index.setdefault((e.epoch, e.layer), {})[e.first] = e
+        self._chunks = {k: sorted(v.values(), key=lambda e: e.first) for k, v in index.items()}
+        self._firsts = {k: [e.first for e in v] for k, v in self._chunks.items()}
+        self.entries: list[ManifestEntry] = [e for v in self._chunks.values() for e in v]
+
+    # -- what the run holds --------------------------------------------------------------------
+    @property
+    def layers(self) -> list[str]:
+        """Selected layer names in model order."""
+        return [rec.name for rec in self.layer_records]
+
+    @property
+    def num_patterns(self) -> int:
+        return int(self.info.get("num_patterns", 0))
+
+    @property
+    def epochs(self) -> list[int | None]:
+        """Recorded epochs, sorted; ``[None]`` in batch mode."""
+        found = {e.epoch for e in self.entries}
+        if not found:
+            return [None] if self.info.get("mode", "batch") == "batch" else []
+        if None in found:
+            return [None]
+        return sorted(found)  # type: ignore[type-var]
+
+    @property
+    def is_training(self) -> bool:
+        return self.info.get("mode") == "train"
+
+    def layer(self, name: str) -> LayerRecord:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise NotInRunError(
+                f"layer {name!r} is not in run {self.path}; expected one of: {', '.join(self.layers)}"
+            ) from None
+
+    def _epoch(self, epoch: int | None) -> int | None:
+        epochs = self.epochs
+        if epoch is None:
+            return epochs[-1] if epochs else None
+        if epoch not in epochs:
+            raise NotInRunError(f"epoch {epoch} is not in run {self.path}; recorded: {epochs}")
+        return epoch
+
+    def chunks(self, layer: str, epoch: int | None = None) -> list[ManifestEntry]:
+        """Manifest entries of one layer at one epoch, sorted by first pattern."""
+        self.layer(layer)
+        return self._chunks.get((self._epoch(epoch), layer), [])
+
+    def entry_for(self, layer: str, pattern: int, epoch: int | None = None) -> ManifestEntry:
+        if not 0 <= pattern < max(self.num_patterns, 1):
+            raise NotInRunError(
+                f"pattern {pattern} is out of range; run {self.path} holds {self.num_patterns}"
+            )
+        ep = self._epoch(epoch)
+        chunks = self._chunks.get((ep, layer), [])
+        i = bisect.bisect_right(self._firsts.get((ep, layer), []), pattern) - 1
+        if i < 0 or pattern >= chunks[i].first + chunks[i].count:
+            raise NotInRunError(
+                f"pattern {pattern} of layer {layer!r} (epoch {ep}) was not captured in "
+                f"{self.path}; run `passage capture` again to resume, or `passage verify`"
+            )
+        return chunks[i]
+
+    # -- reading data ---------------------------------------------------------------------------
+    def load(self, entry: ManifestEntry, mmap: bool = True) -> np.ndarray:
+        """One whole data file as an array (NPY memory-mapped)."""
+        path = self.path / entry.path
+        try:
+            arr = codecs.read_array(path, self.format, mmap=mmap)
+        except FileNotFoundError as exc:
+            raise StoreError(f"data file {path} listed in the manifest is missing") from exc
+        expected = (entry.count, *entry.shape)
+        if arr.shape != expected or arr.dtype.name != entry.dtype:
+            raise StoreError(
+                f"data file {path}: expected shape {expected} {entry.dtype}, found "
+                f"{arr.shape} {arr.dtype.name}; run `passage verify {self.path}`"
+            )
+        return arr
+
+    def get(self, layer: str, pattern: int, epoch: int | None = None) -> np.ndarray:
+        """One pattern's output of one layer (at ``epoch``; the last one when None)."""
+        self.layer(layer)
+        entry = self.entry_for(layer, pattern, epoch)
+        return np.array(self.load(entry)[pattern - entry.first])
+
+    def iter_chunks(self, layer: str, epoch: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_pattern_index, array)`` file by file, in pattern order."""
+        for entry in self.chunks(layer, epoch):
+            yield entry.first, self.load(entry)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Per-epoch training metrics (``metrics.jsonl``); a malformed line is skipped."""
+        path = self.path / METRICS
+        out: list[dict[str, Any]] = []
+        if not path.exists():
+            return out
+        for line in path.read_bytes().splitlines():
+            try:
+                out.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                log.warning("%s: skipping a malformed line", path)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"Run({str(self.path)!r}, layers={len(self.layers)}, patterns={self.num_patterns}, "
+            f"epochs={self.epochs})"
+        )
+
+
+def open_run(path: str | Path) -> Run:
+    """Open a captured run for reading."""
+    return Run(path)

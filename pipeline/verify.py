@@ -1,0 +1,131 @@
+"""``passage verify`` and ``passage info``: check a run against its manifest; summarize it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PassageError
+from .store import Run, open_run
+from .store.codecs import file_checksum, format_checksum, read_array
+from .store.writer import TMP_MARK
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    manifest_problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.corrupt or self.orphans or self.manifest_problems)
+
+
+def check_run(run: Run) -> VerifyReport:
+    """Re-read every listed file: existence, size, checksum, shape and dtype; list orphans."""
+    report = VerifyReport()
+    if run.bad_manifest_lines:
+        report.manifest_problems.append(
+            f"malformed manifest lines ignored: {run.bad_manifest_lines}"
+        )
+    listed = set()
+    for entry in run.entries:
+        listed.add(entry.path)
+        path = run.path / entry.path
+        report.checked += 1
+        if not path.is_file():
+            report.missing.append(entry.path)
+            continue
+        size, crc = file_checksum(path)
+        if size != entry.bytes:
+            report.corrupt.append(f"{entry.path}: size {size}, manifest says {entry.bytes}")
+            continue
+        if format_checksum(crc) != entry.checksum:
+            report.corrupt.append(
+                f"{entry.path}: checksum {format_checksum(crc)}, manifest says {entry.checksum}"
+            )
+            continue
+        try:
+            arr = read_array(path, run.format)
+        except PassageError as exc:
+            report.corrupt.append(f"{entry.path}: {exc}")
+            continue
+        want = (entry.count, *entry.shape)
+        if arr.shape != want or arr.dtype != np.dtype(entry.dtype):
+            report.corrupt.append(
+                f"{entry.path}: {arr.shape} {arr.dtype}, manifest says {want} {entry.dtype}"
+            )
+    data = run.path / "data"
+    if data.is_dir():
+        for f in sorted(data.rglob("*")):
+            rel = f.relative_to(run.path).as_posix()
+            if f.is_file() and rel not in listed:
+                kind = (
+                    "temporary file of an interrupted write"
+                    if TMP_MARK in f.name
+                    else "not in manifest"
+                )
+                report.orphans.append(f"{rel} ({kind})")
+    return report
+
+
+def verify_run(path: str | Path) -> int:
+    run = open_run(path)
+    report = check_run(run)
+    for label, items in (
+        ("missing", report.missing),
+        ("corrupt", report.corrupt),
+        ("orphan", report.orphans),
+        ("manifest", report.manifest_problems),
+    ):
+        for item in items:
+            sys.stdout.write(f"{label}: {item}\n")
+    status = "OK" if report.ok else "PROBLEMS"
+    sys.stdout.write(
+        f"{status}: {report.checked} file(s) checked, {len(report.missing)} missing, "
+        f"{len(report.corrupt)} corrupt, {len(report.orphans)} orphan(s)\n"
+    )
+    return 0 if report.ok else 1
+
+
+def info_table(run: Run) -> str:
+    rows = [("layer", "class", "shape", "files", "bytes")]
+    for rec in run.layer_records:
+        entries = [e for e in run.entries if e.layer == rec.name]
+        rows.append(
+            (
+                rec.name,
+                rec.class_name,
+                str(tuple(rec.shape)),
+                str(len(entries)),
+                f"{sum(e.bytes for e in entries):,}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    epochs = run.epochs
+    head = [
+        f"run:      {run.path}",
+        f"model:    {run.info.get('model')} ({run.info.get('model_name')})",
+        f"mode:     {run.info.get('mode', 'batch')}",
+        f"patterns: {run.num_patterns} ({run.info.get('patterns')})",
+        f"epochs:   {'none (batch mode)' if epochs == [None] else epochs}",
+        f"format:   {run.format} {run.info.get('dtype')}",
+        f"files:    {len(run.entries)}, {sum(e.bytes for e in run.entries):,} bytes",
+        "",
+    ]
+    return "\n".join(head + lines) + "\n"
+
+
+def run_info(path: str | Path) -> int:
+    sys.stdout.write(info_table(open_run(path)))
+    return 0
