@@ -47,7 +47,7 @@ def check_run(run: Run) -> VerifyReport:
             continue
         size, crc = file_checksum(path)
         if size != entry.bytes:
-            report.corrupt.append(f"{entry.path}: size {size}, manifest says {entry.bytes}")
+            report.corrupt.append(f"{entry.path}: size {size} bytes, manifest says {entry.bytes}")
             continue
         if format_checksum(crc) != entry.checksum:
             report.corrupt.append(
@@ -90,22 +90,29 @@ def verify_run(path: str | Path) -> int:
         for item in items:
             sys.stdout.write(f"{label}: {item}\n")
     status = "OK" if report.ok else "PROBLEMS"
+    bad_lines = len(run.bad_manifest_lines)
     sys.stdout.write(
         f"{status}: {report.checked} file(s) checked, {len(report.missing)} missing, "
-        f"{len(report.corrupt)} corrupt, {len(report.orphans)} orphan(s)\n"
+        f"{len(report.corrupt)} corrupt, {len(report.orphans)} orphan(s)"
+        + (f", {bad_lines} malformed manifest line(s)" if bad_lines else "")
+        + "\n"
     )
     return 0 if report.ok else 1
 
 
 def info_table(run: Run) -> str:
-    rows = [("layer", "class", "shape", "files", "bytes")]
+    """Summary of a run: header lines, then one row per layer (patterns at the last epoch,
+    files and bytes over all epochs)."""
+    rows = [("layer", "class", "shape", "patterns", "files", "bytes")]
     for rec in run.layer_records:
         entries = [e for e in run.entries if e.layer == rec.name]
+        captured = sum(e.count for e in run.chunks(rec.name)) if run.epochs else 0
         rows.append(
             (
                 rec.name,
                 rec.class_name,
                 str(tuple(rec.shape)),
+                str(captured),
                 str(len(entries)),
                 f"{sum(e.bytes for e in entries):,}",
             )
@@ -121,8 +128,10 @@ def info_table(run: Run) -> str:
         f"epochs:   {'none (batch mode)' if epochs == [None] else epochs}",
         f"format:   {run.format} {run.info.get('dtype')}",
         f"files:    {len(run.entries)}, {sum(e.bytes for e in run.entries):,} bytes",
-        "",
     ]
+    if run.bad_manifest_lines:
+        head.append(f"manifest: malformed line(s) {run.bad_manifest_lines} ignored")
+    head.append("")
     return "\n".join(head + lines) + "\n"
 
 

@@ -1,0 +1,184 @@
+"""Crash safety: `passage capture` killed with SIGKILL at random moments, then resumed, ends
+with exactly the data of an uninterrupted run; training-style runs accept continued epochs."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_reliability import (
+    assert_same_data,
+    child_env,
+    manifest_keys,
+    manifest_lines,
+    run_passage,
+    start_passage,
+    temporaries,
+    wait_for,
+)
+
+from pipeline.store import RunWriter, open_run
+from pipeline.store.lock import LOCK
+from pipeline.verify import check_run
+
+# 1000 patterns in batches of 4 through the six layers of `builtin:seed` (`--select all`):
+# 1500 data files, long enough for several kills in the middle of writing.
+CAPTURE = ["--patterns", "random:1000:7", "--batch-size", "4", "--select", "all"]
+CAPTURE += ["--no-architecture"]
+TOTAL_FILES = 250 * 6
+
+
+def _stat_listed(run_dir: Path) -> dict[str, tuple[int, int]]:
+    run = open_run(run_dir)
+    out = {}
+    for e in run.entries:
+        st = (run_dir / e.path).stat()
+        out[e.path] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def _assert_consistent(run_dir: Path) -> None:
+    """What a killed run leaves: every manifest line names a complete file, checksum right."""
+    report = check_run(open_run(run_dir))
+    assert report.missing == []
+    assert report.corrupt == []
+    assert report.manifest_problems == []
+    # Orphans can only be temporaries or a file renamed just before its manifest line.
+    assert len([o for o in report.orphans if ".tmp" not in o]) <= 1, report.orphans
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    done = run_passage("-q", "capture", *CAPTURE, "--out", str(ref))
+    assert done.returncode == 0, done.stderr
+    assert manifest_lines(ref) == TOTAL_FILES
+
+    seed = int.from_bytes(os.urandom(2), "little")
+    rng = random.Random(seed)
+    thresholds = sorted(rng.sample(range(1, TOTAL_FILES - 100), 2))
+    run = tmp_path / "killed"
+    before_kill: dict[str, tuple[int, int]] = {}
+    kills = 0
+    # First kill: as soon as the writer holds the lock (before or while the first files land).
+    for moment in [0, *thresholds]:
+        proc = start_passage("-q", "capture", *CAPTURE, "--out", str(run))
+        if moment == 0:
+            reached = wait_for(lambda: (run / LOCK).exists(), proc)
+        else:
+            reached = wait_for(lambda m=moment: manifest_lines(run) >= m, proc)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(30)
+        stderr = proc.stderr.read() if proc.stderr else ""
+        assert reached, f"seed {seed}: capture ended before moment {moment}: {stderr}"
+        if moment > 0 and kills > 1:
+            assert "taking over" in stderr, f"seed {seed}: {stderr}"
+        _assert_consistent(run)
+        now = _stat_listed(run)
+        # Files completed before an earlier kill were not written again.
+        for path, ident in before_kill.items():
+            assert now[path] == ident, f"seed {seed}: {path} was rewritten"
+        before_kill = now
+    assert kills >= 3, f"seed {seed}: the capture finished before it could be killed"
+    assert (run / LOCK).exists()  # left by the killed process
+
+    final = run_passage("-q", "capture", *CAPTURE, "--out", str(run))
+    assert final.returncode == 0, final.stderr
+    assert "stale lock" in final.stderr
+    assert_same_data(ref, run)
+    assert temporaries(run) == []
+    assert not (run / LOCK).exists()
+    assert check_run(open_run(run)).ok
+    after = _stat_listed(run)
+    for path, ident in before_kill.items():
+        assert after[path] == ident, f"seed {seed}: {path} was rewritten by the resume"
+
+
+# -- training mode: the store accepts continued epochs after a killed process --------------------
+
+TRAIN_INFO = {
+    "mode": "train",
+    "model": "builtin:seed",
+    "model_name": "seed",
+    "fingerprint": "train-resume-test",
+    "num_patterns": 6,
+    "layers": [
+        {"index": 1, "name": "dense", "class": "Dense", "shape": [50, 75], "dir": "001-dense"},
+        {"index": 2, "name": "my_dense", "class": "Dense", "shape": [50, 50], "dir": "002-my"},
+    ],
+}
+
+
+def epoch_data(epoch: int, layer: str) -> np.ndarray:
+    rng = np.random.default_rng(epoch * 100 + len(layer))
+    shape = (6, 50, 75) if layer == "dense" else (6, 50, 50)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def write_epoch(writer: RunWriter, epoch: int) -> None:
+    for layer in ("dense", "my_dense"):
+        writer.write(layer, epoch, 0, epoch_data(epoch, layer)[:4])
+        writer.write(layer, epoch, 4, epoch_data(epoch, layer)[4:])
+    writer.append_metrics({"epoch": epoch, "loss": 1.0 / (epoch + 1)})
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time, orjson
+    sys.path.insert(0, sys.argv[2])
+    from pathlib import Path
+    from test_crash_resume import TRAIN_INFO, write_epoch
+    from pipeline.store import RunWriter
+    writer = RunWriter(Path(sys.argv[1]), TRAIN_INFO).open()
+    for epoch in range(3):
+        write_epoch(writer, epoch)
+    print("ready", flush=True)
+    time.sleep(600)  # killed here, the lock still held
+    """
+)
+
+
+def test_training_run_killed_then_continued_with_later_epochs(tmp_path: Path) -> None:
+    run_dir = tmp_path / "train"
+    tests_dir = str(Path(__file__).parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(run_dir), tests_dir],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    assert (run_dir / LOCK).exists()
+    recorded = open_run(run_dir)
+    assert recorded.epochs == [0, 1, 2]
+
+    with RunWriter(run_dir, TRAIN_INFO) as writer:  # same fingerprint: resume, stale lock taken
+        assert len(writer.done) == 12
+        for epoch in (3, 4):
+            write_epoch(writer, epoch)
+    run = open_run(run_dir)
+    assert run.is_training
+    assert run.epochs == [0, 1, 2, 3, 4]
+    for epoch in range(5):
+        for layer in ("dense", "my_dense"):
+            got = np.concatenate([a for _, a in run.iter_chunks(layer, epoch)])
+            np.testing.assert_array_equal(got, epoch_data(epoch, layer))
+            np.testing.assert_array_equal(run.get(layer, 5, epoch), epoch_data(epoch, layer)[5])
+    assert [m["epoch"] for m in run.metrics()] == [0, 1, 2, 3, 4]
+    assert len(manifest_keys(run_dir)) == 20
+    assert check_run(run).ok
+    assert not (run_dir / LOCK).exists()

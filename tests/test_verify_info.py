@@ -1,0 +1,155 @@
+"""`passage verify` and `passage info` on real damage: flipped bytes, truncated, deleted and
+orphan files, a malformed manifest tail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from pipeline.store import MANIFEST, RunWriter, open_run
+
+LAYERS = [
+    {"index": 1, "name": "conv/1", "class": "Conv2D", "shape": [4, 5, 3], "dir": "001-conv_1"},
+    {"index": 2, "name": "dense", "class": "Dense", "shape": [7], "dir": "002-dense"},
+]
+
+
+def make_run(root: Path, fmt: str = "npy", n: int = 10, chunk: int = 4) -> Path:
+    """A small batch-mode run written through RunWriter (no TensorFlow needed)."""
+    info = {"mode": "batch", "model": "test", "fingerprint": f"verify-{fmt}", "layers": LAYERS}
+    info["num_patterns"] = n
+    info["patterns"] = f"random:{n}"
+    rng = np.random.default_rng(0)
+    with RunWriter(root, info, fmt=fmt) as w:
+        for first in range(0, n, chunk):
+            size = min(chunk, n - first)
+            w.write("conv/1", None, first, rng.random((size, 4, 5, 3), dtype=np.float32))
+            w.write("dense", None, first, rng.random((size, 7), dtype=np.float32))
+    return root
+
+
+def verify(run: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    code = main(["verify", str(run)])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def entry_path(run: Path, layer: str = "conv/1", first: int = 4) -> Path:
+    entry = next(e for e in open_run(run).entries if e.layer == layer and e.first == first)
+    return run / entry.path
+
+
+def flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("fmt", ["npy", "json"])
+def test_verify_clean_run_is_ok(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    run = make_run(tmp_path / "run", fmt)
+    code, lines = verify(run, capsys)
+    assert code == 0
+    assert lines == ["OK: 6 file(s) checked, 0 missing, 0 corrupt, 0 orphan(s)"]
+
+
+@pytest.mark.parametrize("fmt", ["npy", "json"])
+@pytest.mark.parametrize("where", ["header", "body", "last"])
+def test_verify_finds_flipped_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, where: str
+) -> None:
+    run = make_run(tmp_path / "run", fmt)
+    path = entry_path(run)
+    offset = {"header": 20, "body": path.stat().st_size // 2, "last": path.stat().st_size - 2}
+    flip(path, offset[where])
+    code, lines = verify(run, capsys)
+    assert code == 1
+    rel = path.relative_to(run).as_posix()
+    assert [line for line in lines if line.startswith("corrupt:")] == [
+        next(line for line in lines if line.startswith(f"corrupt: {rel}: checksum"))
+    ]
+    assert lines[-1] == "PROBLEMS: 6 file(s) checked, 0 missing, 1 corrupt, 0 orphan(s)"
+
+
+@pytest.mark.parametrize("fmt", ["npy", "json"])
+def test_verify_finds_truncated_and_deleted_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    run = make_run(tmp_path / "run", fmt)
+    truncated = entry_path(run, "conv/1", 4)
+    size = truncated.stat().st_size
+    with truncated.open("r+b") as fh:
+        fh.truncate(size - 10)
+    deleted = entry_path(run, "dense", 8)
+    deleted.unlink()
+    code, lines = verify(run, capsys)
+    assert code == 1
+    t_rel, d_rel = truncated.relative_to(run).as_posix(), deleted.relative_to(run).as_posix()
+    assert f"missing: {d_rel}" in lines
+    assert f"corrupt: {t_rel}: size {size - 10} bytes, manifest says {size}" in lines
+    assert lines[-1] == "PROBLEMS: 6 file(s) checked, 1 missing, 1 corrupt, 0 orphan(s)"
+
+
+def test_verify_lists_orphans_and_temporaries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = make_run(tmp_path / "run")
+    folder = entry_path(run).parent
+    (folder / "0000000099.npy").write_bytes(b"not listed")
+    (folder / "0000000012.npy.tmp4242").write_bytes(b"half")
+    code, lines = verify(run, capsys)
+    assert code == 1
+    rel = folder.relative_to(run).as_posix()
+    assert f"orphan: {rel}/0000000099.npy (not in manifest)" in lines
+    assert f"orphan: {rel}/0000000012.npy.tmp4242 (temporary file of an interrupted write)" in lines
+    assert lines[-1] == "PROBLEMS: 6 file(s) checked, 0 missing, 0 corrupt, 2 orphan(s)"
+
+
+@pytest.mark.parametrize("tail", [b'{"path": "data/batch/00', b"garbage\n", b'{"path": 3}\n'])
+def test_verify_reports_malformed_manifest_tail_and_checks_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tail: bytes
+) -> None:
+    run = make_run(tmp_path / "run")
+    with (run / MANIFEST).open("ab") as fh:
+        fh.write(tail)
+    assert open_run(run).bad_manifest_lines == [7]
+    assert len(open_run(run).entries) == 6
+    code, lines = verify(run, capsys)
+    assert code == 1
+    assert "manifest: malformed manifest lines ignored: [7]" in lines
+    assert lines[-1] == (
+        "PROBLEMS: 6 file(s) checked, 0 missing, 0 corrupt, 0 orphan(s), 1 malformed manifest line(s)"
+    )
+
+
+def test_verify_of_a_folder_that_is_no_run_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["verify", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "is not a Passage run" in err[0]
+
+
+@pytest.mark.parametrize("fmt", ["npy", "json"])
+def test_info_table_lists_layers_shapes_patterns_epochs_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    run = make_run(tmp_path / "run", fmt)
+    assert main(["info", str(run)]) == 0
+    out = capsys.readouterr().out
+    entries = open_run(run).entries
+    total = sum(e.bytes for e in entries)
+    assert total == sum((run / e.path).stat().st_size for e in entries)
+    conv = sum(e.bytes for e in entries if e.layer == "conv/1")
+    dense = total - conv
+    assert "patterns: 10 (random:10)" in out
+    assert "epochs:   none (batch mode)" in out
+    assert f"files:    6, {total:,} bytes" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert ["layer", "class", "shape", "patterns", "files", "bytes"] in rows
+    assert ["conv/1", "Conv2D", "(4,", "5,", "3)", "10", "3", f"{conv:,}"] in rows
+    assert ["dense", "Dense", "(7,)", "10", "3", f"{dense:,}"] in rows
