@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 from .errors import (  # noqa: E402
     ConfigError,
+    DamagedDataError,
     DiskFullError,
     ModelLoadError,
     NotInRunError,
@@ -34,6 +35,7 @@ _LAZY = {
 
 __all__ = [
     "ConfigError",
+    "DamagedDataError",
     "DiskFullError",
     "ModelLoadError",
     "NotInRunError",

@@ -168,11 +168,15 @@ def cmd_render(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     if report.problems:
-        for line in report.problems[:20]:
+        for what in list(report.damaged.values())[:20]:
+            log.warning("%s", what)
+        other = [p for p in report.problems if "(data/" not in p]
+        for line in other[:20]:
             log.warning("%s", line)
         sys.stderr.write(
             f"passage: rendered {report.pages} page(s) into {report.out}; skipped "
-            f"{len(report.problems)} damaged cell(s) or item(s) (see the warnings above)\n"
+            f"{len(report.problems)} damaged cell(s) or item(s), drawn as marked cells "
+            f"({len(report.damaged)} damaged data file(s)); run `passage verify {run_dir}`\n"
         )
         return 1
     log.info("pictures are in %s", report.out)

@@ -46,6 +46,22 @@ class RunLockedError(StoreError):
     """Another live process is writing into the run."""
 
 
+class DamagedDataError(StoreError):
+    """A data file listed in the manifest is missing or does not match its manifest line.
+
+    ``reason`` is a short label for pictures and summaries ("missing file", "checksum
+    mismatch", ...); ``path`` is the file's path relative to the run.
+    """
+
+    def __init__(self, message: str, reason: str, path: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across the render process pool
+        return (type(self), (str(self), self.reason, self.path))
+
+
 class DiskFullError(StoreError):
     """The disk filled up (or is read-only) while writing the run."""
 

@@ -35,8 +35,9 @@ POOL_MIN_PATTERNS = 24
 class RenderReport:
     out: Path
     pages: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # one line per skipped cell or item
     files: list[Path] = field(default_factory=list)
+    damaged: dict[str, str] = field(default_factory=dict)  # data file -> what is wrong
 
 
 _RUNS: dict[str, Run] = {}
@@ -89,9 +90,13 @@ def draw_grids(
                     )
                     for piece in pieces
                 }
-                for fut in as_completed(futures):
-                    total.merge(fut.result())
-                    bar.update(futures[fut])
+                try:
+                    for fut in as_completed(futures):
+                        total.merge(fut.result())
+                        bar.update(futures[fut])
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)  # --strict: stop early
+                    raise
     finally:
         bar.close()
     return total
@@ -151,6 +156,7 @@ def render(
     grids = draw_grids(run, out_dir, indices, last, opts, workers, quiet)
     report.pages += grids.pages
     report.problems.extend(grids.problems)
+    report.damaged.update(grids.damaged)
     if run.is_training:
         from .training import render_training
 

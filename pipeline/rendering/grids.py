@@ -17,13 +17,16 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..errors import PassageError, RenderError
+from ..errors import DamagedDataError, PassageError, RenderError
 from ..store import Run
 from . import layout
 
 log = logging.getLogger(__name__)
 
 PNG_OPTIONS = {"compress_level": 1}
+# A cell whose data is missing or damaged: red frame and text on a pale red ground.
+MARK_COLOR = "#c00000"
+MARK_FACE = "#ffe0e0"
 
 
 @dataclass
@@ -52,11 +55,13 @@ class GridOptions:
 @dataclass
 class DrawReport:
     pages: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # one line per marked cell
+    damaged: dict[str, str] = field(default_factory=dict)  # data file -> what is wrong
 
     def merge(self, other: DrawReport) -> None:
         self.pages += other.pages
         self.problems.extend(other.problems)
+        self.damaged.update(other.damaged)
 
 
 def auto_limits(image: np.ndarray) -> tuple[float, float]:
@@ -111,20 +116,27 @@ class PagePainter:
                     "",
                     ha="center",
                     va="center",
-                    color="darkred",
+                    color=MARK_COLOR,
+                    fontweight="bold",
                     transform=ax.transAxes,
                     wrap=True,
                 )
                 ax.set_xticks([])
                 ax.set_yticks([])
-            self.texts[i].set_text(cell.problem or "no data")
+            self.texts[i].set_text(f"NOT DRAWN\n{cell.problem or 'no data'}")
             self.texts[i].set_visible(True)
-            ax.set_title(cell.title, color="darkred", fontsize="medium")
-            ax.set_facecolor("#eeeeee")
+            ax.set_title(cell.title, color=MARK_COLOR, fontsize="medium")
+            ax.set_facecolor(MARK_FACE)
+            for spine in ax.spines.values():
+                spine.set_edgecolor(MARK_COLOR)
+                spine.set_linewidth(3)
             return
         if self.texts[i] is not None:
             self.texts[i].set_visible(False)
             ax.set_facecolor("white")
+            for spine in ax.spines.values():
+                spine.set_edgecolor("black")
+                spine.set_linewidth(0.8)
         image = np.ma.masked_invalid(cell.image)
         vmin, vmax = (cell.vmin, cell.vmax) if cell.vmin is not None else auto_limits(cell.image)
         if im is None or im.get_array().shape != image.shape:
@@ -146,34 +158,59 @@ class PagePainter:
 
 
 class ChunkCache:
-    """Holds the one most recently opened data file per layer (bounded memory)."""
+    """Holds the one most recently opened data file per layer (bounded memory).
+
+    Each file's size and checksum are checked when it is opened, so a damaged file is marked
+    instead of drawn with wrong values.
+    """
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self._open: dict[tuple[str, int | None], tuple[int, int, np.ndarray]] = {}
+        self._bad: dict[str, DamagedDataError] = {}  # damaged files, checked once
 
     def get(self, layer: str, pattern: int, epoch: int | None) -> np.ndarray:
         hit = self._open.get((layer, epoch))
         if hit is not None and hit[0] <= pattern < hit[1]:
             return hit[2][pattern - hit[0]]
         entry = self.run.entry_for(layer, pattern, epoch)
-        arr = self.run.load(entry)
+        if entry.path in self._bad:
+            raise self._bad[entry.path]
+        try:
+            arr = self.run.load(entry, check=True)
+        except DamagedDataError as exc:
+            self._bad[entry.path] = exc
+            raise
         self._open[(layer, epoch)] = (entry.first, entry.first + entry.count, arr)
         return arr[pattern - entry.first]
 
 
 def layer_cell(
-    cache: ChunkCache, layer: str, pattern: int, epoch: int | None, opts: GridOptions
+    cache: ChunkCache,
+    layer: str,
+    pattern: int,
+    epoch: int | None,
+    opts: GridOptions,
+    report: DrawReport | None = None,
 ) -> Cell:
-    """The cell of one layer for one pattern; a damaged file becomes a marked cell."""
+    """The cell of one layer for one pattern; a damaged file becomes a marked cell (recorded in
+    ``report``), or, with ``opts.strict``, a RenderError."""
     rec = cache.run.layer(layer)
     title = layout.cell_title(layer, rec.shape)
     try:
         data = cache.get(layer, pattern, epoch)
     except PassageError as exc:
         if opts.strict:
-            raise RenderError(f"pattern {pattern}, layer {layer!r}: {exc}") from exc
-        return Cell(title, problem="data missing or damaged")
+            raise RenderError(
+                f"pattern {pattern}, layer {layer!r}: {exc} (--strict stops at the first problem)"
+            ) from exc
+        reason = exc.reason if isinstance(exc, DamagedDataError) else "not captured"
+        if report is not None:
+            where = f" ({exc.path})" if isinstance(exc, DamagedDataError) else ""
+            report.problems.append(f"pattern {pattern}, layer {layer!r}: {reason}{where}")
+            if isinstance(exc, DamagedDataError):
+                report.damaged.setdefault(exc.path, str(exc))
+        return Cell(title, problem=reason)
     return Cell(
         title, image=layout.to_image(np.asarray(data, np.float32), opts.vector, opts.max_channels)
     )
@@ -190,12 +227,7 @@ def draw_patterns(
     cache = ChunkCache(run)
     try:
         for p in patterns:
-            cells = [layer_cell(cache, name, p, epoch, opts) for name in layers]
-            report.problems.extend(
-                f"pattern {p}, layer {name!r}: {c.problem}"
-                for name, c in zip(layers, cells, strict=True)
-                if c.problem
-            )
+            cells = [layer_cell(cache, name, p, epoch, opts, report) for name in layers]
             for page_index, (painter, idx) in enumerate(zip(painters, page_cells, strict=True)):
                 title = f"pattern {p}" + ("" if epoch is None else f", epoch {epoch}")
                 if len(page_cells) > 1:

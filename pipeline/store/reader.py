@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..errors import NotInRunError, StoreError
+from ..errors import DamagedDataError, NotInRunError, StoreError
 from . import codecs
 from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
 
@@ -136,18 +136,49 @@ class Run:
         return chunks[i]
 
     # -- reading data ---------------------------------------------------------------------------
-    def load(self, entry: ManifestEntry, mmap: bool = True) -> np.ndarray:
-        """One whole data file as an array (NPY memory-mapped)."""
+    def load(self, entry: ManifestEntry, mmap: bool = True, check: bool = False) -> np.ndarray:
+        """One whole data file as an array (NPY memory-mapped).
+
+        With ``check``, the file's size and checksum are compared with its manifest line first
+        (one extra sequential read). Any mismatch raises ``DamagedDataError`` with a short
+        ``reason``.
+        """
         path = self.path / entry.path
+
+        def damaged(reason: str, detail: str) -> DamagedDataError:
+            return DamagedDataError(
+                f"data file {path}: {detail}; run `passage verify {self.path}`, then capture "
+                "again to rewrite it",
+                reason,
+                entry.path,
+            )
+
         try:
+            if check:
+                size, crc = codecs.file_checksum(path)
+                if size != entry.bytes:
+                    reason = "truncated file" if size < entry.bytes else "file too long"
+                    raise damaged(reason, f"{size} bytes, the manifest says {entry.bytes}")
+                if codecs.format_checksum(crc) != entry.checksum:
+                    raise damaged(
+                        "checksum mismatch",
+                        f"checksum {codecs.format_checksum(crc)}, the manifest says "
+                        f"{entry.checksum}",
+                    )
             arr = codecs.read_array(path, self.format, mmap=mmap)
-        except FileNotFoundError as exc:
-            raise StoreError(f"data file {path} listed in the manifest is missing") from exc
+        except FileNotFoundError:
+            raise damaged("missing file", "listed in the manifest but missing") from None
+        except DamagedDataError:
+            raise
+        except StoreError as exc:
+            raise damaged("unreadable file", str(exc.__cause__ or exc)) from exc
+        except OSError as exc:
+            raise damaged("unreadable file", exc.strerror or str(exc)) from exc
         expected = (entry.count, *entry.shape)
         if arr.shape != expected or arr.dtype.name != entry.dtype:
-            raise StoreError(
-                f"data file {path}: expected shape {expected} {entry.dtype}, found "
-                f"{arr.shape} {arr.dtype.name}; run `passage verify {self.path}`"
+            raise damaged(
+                "shape/dtype mismatch",
+                f"expected shape {expected} {entry.dtype}, found {arr.shape} {arr.dtype.name}",
             )
         return arr
 
