@@ -10,7 +10,7 @@ import os
 import socket
 from pathlib import Path
 
-from ..errors import RunLockedError, StoreError
+from ..errors import RunLockedError
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,17 @@ class RunLock:
                     f"{owner[1]}; wait for it to finish, or remove {self.path} if it is gone"
                 ) from None
             except OSError as exc:
-                raise StoreError(f"cannot create lock {self.path}: {exc.strerror}") from exc
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()} {host}\n")
+                from .writer import disk_error  # the writer imports this module
+
+                raise disk_error(exc, self.path) from exc
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(f"{os.getpid()} {host}\n")
+            except OSError as exc:  # a full disk can refuse even these few bytes
+                from .writer import disk_error
+
+                self.path.unlink(missing_ok=True)
+                raise disk_error(exc, self.path) from exc
             self.held = True
             return
         raise RunLockedError(f"could not take the lock {self.path}; another writer keeps it")

@@ -28,7 +28,8 @@ from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry
 
 log = logging.getLogger(__name__)
 
-_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+# Full disk, quota, file-size limit (RLIMIT_FSIZE), read-only or forbidden folder.
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 TMP_MARK = ".tmp"
 
 

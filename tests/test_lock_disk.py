@@ -1,0 +1,249 @@
+"""One writer at a time (a live process holds the lock; a dead one's lock is taken over), and a
+full or read-only disk: one clear line, a consistent store, and a rerun that resumes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers_reliability import (
+    assert_same_data,
+    child_env,
+    error_lines,
+    passage_cmd,
+    temporaries,
+)
+
+from pipeline.cli import main
+from pipeline.errors import DiskFullError, RunLockedError
+from pipeline.store import MANIFEST, RunWriter, open_run
+from pipeline.store.lock import LOCK
+from pipeline.verify import check_run
+
+INFO = {"mode": "batch", "fingerprint": "lock-test", "num_patterns": 1, "layers": []}
+SMALL = ["--patterns", "random:40:3", "--batch-size", "4", "--select", "all"]
+SMALL += ["--no-architecture"]
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pipeline.store import RunWriter
+    writer = RunWriter(sys.argv[1], {"fingerprint": "holder", "layers": []}).open()
+    print("locked", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen]]:
+    """A live child process that owns RUN's lock."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE, text=True, env=child_env()
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        yield run, proc
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+
+
+def test_second_capture_into_a_run_being_written_refuses(
+    holder: tuple[Path, subprocess.Popen], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, proc = holder
+    before = sorted(p.name for p in run.iterdir())
+    code = main(["-q", "capture", *SMALL, "--out", str(run)])
+    assert code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert f"is being written by process {proc.pid}" in err[0]
+    assert "wait for it to finish" in err[0]
+    assert sorted(p.name for p in run.iterdir()) == before  # nothing touched
+    assert (run / LOCK).read_text().split()[0] == str(proc.pid)  # the owner keeps its lock
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over_with_a_log_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    pid = dead_pid()
+    (run / LOCK).write_text(f"{pid} {socket.gethostname()}\n")
+    assert main(["capture", *SMALL, "--out", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert f"taking over a stale lock of dead process {pid}" in err
+    assert not (run / LOCK).exists()
+    assert check_run(open_run(run)).ok
+
+
+@pytest.mark.parametrize("content", ["", "garbage"])
+def test_unreadable_lock_is_taken_over(
+    tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / LOCK).write_text(content)
+    with RunWriter(tmp_path, INFO):
+        assert (tmp_path / LOCK).read_text().split()[0] == str(os.getpid())
+    assert "taking over an unreadable lock file" in caplog.text
+
+
+def test_lock_of_another_host_is_not_taken_over(tmp_path: Path) -> None:
+    (tmp_path / LOCK).write_text("1 some-other-host\n")
+    with pytest.raises(RunLockedError, match="process 1 on some-other-host"):
+        RunWriter(tmp_path, INFO).open()
+
+
+# -- full disk and read-only folder -------------------------------------------------------------
+
+
+def _mount(target: Path, options: str) -> bool:
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True
+    )
+    return done.returncode == 0
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs (needs root or CAP_SYS_ADMIN; skipped otherwise)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if not _mount(mnt, "size=1m,mode=0755"):
+        pytest.skip("cannot mount a tmpfs here; test_file_size_limit_* covers the full-disk path")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _remount(mnt: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(mnt)], check=True)
+
+
+def _listed(run: Path) -> dict[str, tuple[int, int]]:
+    return {
+        e.path: ((run / e.path).stat().st_ino, (run / e.path).stat().st_mtime_ns)
+        for e in open_run(run).entries
+    }
+
+
+def _assert_consistent_after_failure(run: Path) -> None:
+    report = check_run(open_run(run))
+    assert report.missing == [] and report.corrupt == []
+    # A manifest line cut by the full disk may be left at the end, and only there.
+    assert open_run(run).bad_manifest_lines in ([], [len(open_run(run).entries) + 1])
+    assert temporaries(run) == []
+    assert not (run / LOCK).exists()
+
+
+def test_full_disk_then_read_only_then_resume(
+    small_fs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = small_fs / "run"
+    # 40 patterns x 6 layers take about 1.4 MB: the 1 MiB file system fills up on the way.
+    assert main(["-q", "capture", *SMALL, "--out", str(run)]) == 2
+    err = error_lines(capsys.readouterr().err)
+    assert len(err) == 1, err
+    assert "No space left on device" in err[0]
+    assert "rerun the same command to resume" in err[0]
+    _assert_consistent_after_failure(run)
+    kept = _listed(run)
+    assert 0 < len(kept) < 60
+
+    _remount(small_fs, "ro")
+    manifest = (run / MANIFEST).read_bytes()
+    assert main(["-q", "capture", *SMALL, "--out", str(run)]) == 2
+    err = error_lines(capsys.readouterr().err)
+    assert len(err) == 1 and "Read-only file system" in err[0], err
+    assert (run / MANIFEST).read_bytes() == manifest
+
+    _remount(small_fs, "rw,size=8m")
+    assert main(["-q", "capture", *SMALL, "--out", str(run)]) == 0
+    ref = tmp_path / "ref"
+    assert main(["-q", "capture", *SMALL, "--out", str(ref)]) == 0
+    assert_same_data(ref, run)
+    assert check_run(open_run(run)).ok
+    now = _listed(run)
+    assert all(now[p] == ident for p, ident in kept.items())  # nothing written twice
+
+
+def test_file_size_limit_fails_cleanly_and_the_rerun_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without mount rights: a real RLIMIT_FSIZE makes write(2) fail with EFBIG in the child.
+
+    Data files of this capture are at most 60 KB; the manifest passes the 64 KB limit after
+    about 200 lines, so the failure hits in the middle of a manifest append.
+    """
+    run = tmp_path / "run"
+    limit = 64 * 1024
+
+    def limit_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        passage_cmd("-q", "capture", *SMALL[:1], "random:200:3", *SMALL[2:], "--out", str(run)),
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        preexec_fn=limit_size,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    err = error_lines(done.stderr)
+    assert len(err) == 1 and "File too large" in err[0] and "to resume" in err[0], done.stderr
+    assert (run / MANIFEST).stat().st_size == limit
+    _assert_consistent_after_failure(run)
+    assert open_run(run).bad_manifest_lines != []  # the cut line is there, and reported
+    kept = _listed(run)
+
+    args = ["-q", "capture", *SMALL[:1], "random:200:3", *SMALL[2:]]
+    assert main([*args, "--out", str(run)]) == 0
+    assert "dropping 1 malformed manifest line(s)" in capsys.readouterr().err
+    ref = tmp_path / "ref"
+    assert main([*args, "--out", str(ref)]) == 0
+    assert_same_data(ref, run)
+    assert check_run(open_run(run)).ok
+    assert all(_listed(run)[p] == ident for p, ident in kept.items())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway")
+def test_read_only_folder_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    run.chmod(0o555)
+    try:
+        with pytest.raises(DiskFullError, match="Permission denied"):
+            RunWriter(run, INFO).open()
+    finally:
+        run.chmod(0o755)
+
+
+def test_disk_error_mapping_names_the_fix() -> None:
+    from pipeline.store.writer import disk_error
+
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+        err = disk_error(OSError(code, os.strerror(code)), "x")
+        assert isinstance(err, DiskFullError)
+        assert "rerun the same command to resume" in str(err)
+    assert not isinstance(disk_error(OSError(errno.EIO, "I/O error"), "x"), DiskFullError)
