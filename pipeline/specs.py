@@ -207,6 +207,11 @@ def load_patterns(spec: str, input_shapes: Sequence[tuple[int | None, ...]]) -> 
         path = Path(path_text)
         if not path.exists():
             raise PatternError(f"pattern file not found: {path}")
+        if path.is_dir():
+            raise SpecError(
+                f"pattern spec {spec!r} is a folder; expected a file.npy, file.npz[:key] or "
+                "random:N[:SEED] (folders of images are not a pattern source yet)"
+            )
         if path.suffix == ".npy":
             arr = _load_npy(path, spec)
         elif path.suffix == ".npz":

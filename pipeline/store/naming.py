@@ -20,6 +20,14 @@ def slug(name: str, max_len: int = 60) -> str:
     return text or "layer"
 
 
+_SAFE_DIR = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def is_safe_dir(text: str) -> bool:
+    """Is ``text`` one plain folder name (no separator, no dot, not empty)?"""
+    return bool(_SAFE_DIR.fullmatch(text))
+
+
 def layer_dir(index: int, name: str) -> str:
     """Folder name of a layer: ``<index>-<slug>``, unique by its index."""
     return f"{index:03d}-{slug(name)}"

@@ -105,6 +105,12 @@ class RunWriter:
         self.lock = RunLock(self.root)
         self.done: dict[tuple[int | None, str, int], ManifestEntry] = {}
         self._dirs = {rec["name"]: rec["dir"] for rec in self.info["layers"]}
+        for name, folder in self._dirs.items():
+            if not isinstance(folder, str) or not naming.is_safe_dir(folder):
+                raise StoreError(
+                    f"layer {name!r}: expected a plain layer folder name such as "
+                    f"'003-dense', received {folder!r}; it must stay inside the run"
+                )
         self._made: set[Path] = set()
         self._manifest: Any = None
         self._metrics: Any = None
