@@ -50,9 +50,26 @@ def write_npy(fh: BinaryIO, arr: np.ndarray) -> tuple[int, int]:
 
 
 def encode_json(arr: np.ndarray) -> bytes:
+    """JSON text of an array. JSON has no NaN or infinity: orjson writes them as ``null`` (read
+    back as NaN), so the flat positions of +inf and -inf are stored beside the data."""
     arr = np.ascontiguousarray(arr)
-    payload = {"dtype": arr.dtype.name, "shape": list(arr.shape), "data": arr}
+    payload: dict[str, object] = {"dtype": arr.dtype.name, "shape": list(arr.shape), "data": arr}
+    if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+        flat = arr.reshape(-1)
+        payload["posinf"] = np.flatnonzero(np.isposinf(flat))
+        payload["neginf"] = np.flatnonzero(np.isneginf(flat))
     return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def decode_json(data: bytes) -> np.ndarray:
+    obj = orjson.loads(data)
+    dtype = np.dtype(obj["dtype"])
+    arr = np.asarray(obj["data"], dtype=dtype).reshape(obj["shape"])
+    if "posinf" in obj or "neginf" in obj:
+        flat = arr.reshape(-1)
+        flat[np.asarray(obj.get("posinf", []), dtype=np.int64)] = np.inf
+        flat[np.asarray(obj.get("neginf", []), dtype=np.int64)] = -np.inf
+    return arr
 
 
 def write_json(fh: BinaryIO, arr: np.ndarray) -> tuple[int, int]:
@@ -70,12 +87,10 @@ def read_array(path: Path, fmt: str, mmap: bool = True) -> np.ndarray:
         if fmt == "npy":
             return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         with path.open("rb") as fh:
-            obj = orjson.loads(fh.read())
-        arr = np.asarray(obj["data"], dtype=np.dtype(obj["dtype"]))
-        return arr.reshape(obj["shape"])
+            return decode_json(fh.read())
     except FileNotFoundError:
         raise
-    except (ValueError, KeyError, TypeError, OSError, orjson.JSONDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, OSError, orjson.JSONDecodeError) as exc:
         raise StoreError(f"cannot read data file {path}: {exc}") from exc
 
 

@@ -235,7 +235,8 @@ class RunWriter:
     def write(self, layer: str, epoch: int | None, first: int, arr: np.ndarray) -> ManifestEntry:
         """Write one (epoch, layer, chunk) file and append its manifest line."""
         if arr.dtype != self.dtype and arr.dtype.kind == "f":
-            arr = arr.astype(self.dtype)
+            with np.errstate(over="ignore"):  # overflow becomes +-inf, counted as nonfinite
+                arr = arr.astype(self.dtype)
         rel = naming.data_path(self._dirs[layer], epoch, first, self.ext)
         final = self.root / rel
         folder = final.parent
