@@ -184,7 +184,8 @@ class RunWriter:
             return {"fingerprint": None}
 
     def _is_empty(self) -> bool:
-        return all(p.name == LOCK for p in self.root.iterdir())
+        """Nothing here but our lock and temporaries (a capture killed before run.json)."""
+        return all(p.name == LOCK or TMP_MARK in p.name for p in self.root.iterdir())
 
     def _clear(self) -> None:
         log.info("--overwrite: removing the previous contents of %s", self.root)
