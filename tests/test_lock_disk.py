@@ -98,10 +98,20 @@ def test_stale_lock_of_a_dead_process_is_taken_over_with_a_log_line(
 def test_unreadable_lock_is_taken_over(
     tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """An empty lock (its writer died before writing its pid) or a garbled one, not held."""
     (tmp_path / LOCK).write_text(content)
     with RunWriter(tmp_path, INFO):
         assert (tmp_path / LOCK).read_text().split()[0] == str(os.getpid())
-    assert "taking over an unreadable lock file" in caplog.text
+    assert ("taking over an unreadable lock file" in caplog.text) == bool(content)
+    assert not (tmp_path / LOCK).exists()
+
+
+def test_lock_held_in_this_process_refuses_a_second_writer(tmp_path: Path) -> None:
+    with RunWriter(tmp_path, INFO):
+        with pytest.raises(RunLockedError, match=f"process {os.getpid()} on "):
+            RunWriter(tmp_path, INFO).open()
+    with RunWriter(tmp_path, INFO):  # released: free again
+        pass
 
 
 def test_lock_of_another_host_is_not_taken_over(tmp_path: Path) -> None:
@@ -247,3 +257,51 @@ def test_disk_error_mapping_names_the_fix() -> None:
         assert isinstance(err, DiskFullError)
         assert "rerun the same command to resume" in str(err)
     assert not isinstance(disk_error(OSError(errno.EIO, "I/O error"), "x"), DiskFullError)
+
+
+RACER = textwrap.dedent(
+    """
+    import os, sys, time
+    from pipeline.errors import RunLockedError
+    from pipeline.store.lock import RunLock
+    run, go, log = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    while time.time() < go:
+        pass
+    lock = RunLock(run)
+    try:
+        lock.acquire()
+    except RunLockedError:
+        sys.exit(3)
+    with open(log, "a") as fh:
+        fh.write(f"start {time.monotonic()}\\n")
+    time.sleep(0.3)
+    with open(log, "a") as fh:
+        fh.write(f"end {time.monotonic()}\\n")
+    lock.release()
+    """
+)
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_writers_started_together_never_share_the_lock(tmp_path: Path, stale: bool) -> None:
+    """Processes that start at the same instant (on a free run, or on a dead owner's lock):
+    at most one holds the lock at any time."""
+    run = tmp_path / "run"
+    run.mkdir()
+    if stale:
+        (run / LOCK).write_text(f"{dead_pid()} {socket.gethostname()}\n")
+    log = tmp_path / "log"
+    import time
+
+    go = f"{time.time() + 1.0:.6f}"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RACER, str(run), go, str(log)], env=child_env())
+        for _ in range(4)
+    ]
+    codes = [p.wait(60) for p in procs]
+    assert set(codes) <= {0, 3} and 0 in codes, codes
+    events = [line.split() for line in log.read_text().splitlines()]
+    holders = 0
+    for kind, _ in sorted(events, key=lambda e: float(e[1])):
+        holders += 1 if kind == "start" else -1
+        assert holders <= 1, "two processes held the lock at once"
