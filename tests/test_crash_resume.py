@@ -214,3 +214,38 @@ def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+def test_rerun_rewrites_listed_files_that_are_missing_or_resized(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The repair path that verify and render point to: a rerun captures again what is gone
+    or truncated; a same-size corrupt file is rewritten once deleted."""
+    from pipeline.cli import main
+
+    args = ["-q", "capture", "--patterns", "random:12:5", "--batch-size", "4", "--select", "all"]
+    args += ["--no-architecture"]
+    run_dir, ref = tmp_path / "run", tmp_path / "ref"
+    assert main([*args, "--out", str(run_dir)]) == 0
+    assert main([*args, "--out", str(ref)]) == 0
+    entries = open_run(run_dir).entries
+    untouched = _stat_listed(run_dir)
+    gone, cut, flipped = (run_dir / e.path for e in entries[:3])
+    gone.unlink()
+    cut.write_bytes(cut.read_bytes()[:-4])
+    data = bytearray(flipped.read_bytes())
+    data[-1] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    capsys.readouterr()
+
+    assert main([*args, "--out", str(run_dir)]) == 0
+    assert "2 listed file(s) are missing or have the wrong size" in capsys.readouterr().err
+    report = check_run(open_run(run_dir))
+    assert report.missing == [] and len(report.corrupt) == 1  # same size: verify's job
+    flipped.unlink()
+    assert main([*args, "--out", str(run_dir)]) == 0
+    assert check_run(open_run(run_dir)).ok
+    assert_same_data(ref, run_dir)
+    after = _stat_listed(run_dir)
+    rewritten = {p for p in untouched if after[p] != untouched[p]}
+    assert rewritten == {e.path for e in entries[:3]}

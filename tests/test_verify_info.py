@@ -153,3 +153,26 @@ def test_info_table_lists_layers_shapes_patterns_epochs_bytes(
     assert ["layer", "class", "shape", "patterns", "files", "bytes"] in rows
     assert ["conv/1", "Conv2D", "(4,", "5,", "3)", "10", "3", f"{conv:,}"] in rows
     assert ["dense", "Dense", "(7,)", "10", "3", f"{dense:,}"] in rows
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [("shape", [4, 5, 2], "(4, 4, 5, 2) float32"), ("dtype", "float16", "(4, 4, 5, 3) float16")],
+)
+def test_verify_finds_shape_or_dtype_that_disagree_with_the_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object, says: str
+) -> None:
+    """A manifest line edited (or written by a buggy writer) while its file is intact."""
+    import orjson
+
+    run = make_run(tmp_path / "run")
+    lines = (run / MANIFEST).read_bytes().splitlines(keepends=True)
+    entry = orjson.loads(lines[0])
+    entry[field] = value
+    lines[0] = orjson.dumps(entry) + b"\n"
+    (run / MANIFEST).write_bytes(b"".join(lines))
+    code, out = verify(run, capsys)
+    assert code == 1
+    corrupt = [line for line in out if line.startswith("corrupt:")]
+    assert len(corrupt) == 1 and entry["path"] in corrupt[0] and "manifest says" in corrupt[0]
+    assert corrupt[0].endswith(f"(4, 4, 5, 3) float32, manifest says {says}")

@@ -147,8 +147,8 @@ class Run:
 
         def damaged(reason: str, detail: str) -> DamagedDataError:
             return DamagedDataError(
-                f"data file {path}: {detail}; run `passage verify {self.path}`, then capture "
-                "again to rewrite it",
+                f"data file {path}: {detail}; see `passage verify {self.path}`; delete the "
+                "file if it is there and rerun the same capture to write it again",
                 reason,
                 entry.path,
             )

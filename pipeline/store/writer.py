@@ -159,8 +159,19 @@ class RunWriter:
                 len(read.bad_lines),
                 read.bad_lines,
             )
-            self._rewrite_manifest(read.entries)
-        self.done = {e.key: e for e in read.entries}
+        entries, lost = self._present(read.entries)
+        if lost:
+            log.warning(
+                "%s: %d listed file(s) are missing or have the wrong size (%s%s); they will be "
+                "captured again",
+                self.root,
+                len(lost),
+                ", ".join(e.path for e in lost[:3]),
+                ", ..." if len(lost) > 3 else "",
+            )
+        if read.bad_lines or lost:
+            self._rewrite_manifest(entries)
+        self.done = {e.key: e for e in entries}
         if self.done:
             log.info("resuming %s: %d file(s) already complete", self.root, len(self.done))
         self.info.setdefault("schema_version", SCHEMA_VERSION)
@@ -209,6 +220,27 @@ class RunWriter:
             removed += 1
         if removed:
             log.info("removed %d temporary file(s) left by an interrupted run", removed)
+
+    def _present(
+        self, entries: list[ManifestEntry]
+    ) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
+        """Split manifest entries into (file present with its size, missing or resized).
+
+        One ``stat`` per file: cheap enough for every resume. A file of the right size but
+        wrong content is found by ``passage verify``; delete it and it is captured again.
+        """
+        kept: list[ManifestEntry] = []
+        lost: list[ManifestEntry] = []
+        latest = {e.key: e for e in entries}
+        for e in latest.values():
+            try:
+                ok = (self.root / e.path).stat().st_size == e.bytes
+            except OSError:
+                ok = False
+            (kept if ok else lost).append(e)
+        if len(kept) == len(entries):
+            return entries, []
+        return kept, lost
 
     def _rewrite_manifest(self, entries: Iterable[ManifestEntry]) -> None:
         atomic_write_bytes(self.root / MANIFEST, b"".join(e.to_json_line() for e in entries))
