@@ -120,7 +120,7 @@ def test_body_bit_flip_is_caught_by_the_checksum_not_drawn(tmp_path: Path) -> No
     with pytest.raises(DamagedDataError) as info:
         open_run(run).load(entry, check=True)
     assert info.value.reason == "checksum mismatch"
-    assert "run `passage verify" in str(info.value)
+    assert "rerun the same capture to write it again" in str(info.value)
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
