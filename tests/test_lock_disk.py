@@ -6,10 +6,12 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,18 +237,46 @@ def test_file_size_limit_fails_cleanly_and_the_rerun_resumes(
     assert all(_listed(run)[p] == ident for p, ident in kept.items())
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway")
-def test_read_only_folder_is_one_clear_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    run.chmod(0o555)
+def _open_as_unprivileged(run: Path) -> str:
+    """RunWriter.open() in a forked child that is not root (root ignores folder permissions);
+    returns the child's outcome as text."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            try:
+                RunWriter(run, INFO).open()
+                result = "opened"
+            except Exception as exc:  # noqa: BLE001 - reported to the parent
+                result = f"{type(exc).__name__}: {exc}"
+            os.write(write_end, result.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as fh:
+        text = fh.read().decode()
+    os.waitpid(pid, 0)
+    return text
+
+
+def test_read_only_folder_is_one_clear_error() -> None:
+    # Outside pytest's private (0700) temporary tree, so the unprivileged child can reach it.
+    base = Path(tempfile.mkdtemp(prefix="passage-ro-"))
     try:
-        with pytest.raises(DiskFullError, match="Permission denied"):
-            RunWriter(run, INFO).open()
+        base.chmod(0o755)
+        run = base / "run"
+        run.mkdir()
+        run.chmod(0o555)
+        outcome = _open_as_unprivileged(run)
+        assert outcome.startswith(f"DiskFullError: cannot write {run / LOCK}: "), outcome
+        assert "Permission denied" in outcome and "make the folder writable" in outcome
+        assert list(run.iterdir()) == []
     finally:
-        run.chmod(0o755)
+        (base / "run").chmod(0o755)
+        shutil.rmtree(base)
 
 
 def test_disk_error_mapping_names_the_fix() -> None:
