@@ -24,6 +24,7 @@ class VerifyReport:
     corrupt: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     manifest_problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # consistent but worth knowing (incomplete)
 
     @property
     def ok(self) -> bool:
@@ -37,6 +38,10 @@ def check_run(run: Run) -> VerifyReport:
         report.manifest_problems.append(
             f"malformed manifest lines ignored: {run.bad_manifest_lines}"
         )
+    known = set(run.layers)
+    for layer in sorted({e.layer for e in run.entries} - known):
+        report.manifest_problems.append(f"manifest lists layer {layer!r}, which run.json lacks")
+    report.notes.extend(incomplete_layers(run))
     listed = set()
     for entry in run.entries:
         listed.add(entry.path)
@@ -78,6 +83,21 @@ def check_run(run: Run) -> VerifyReport:
     return report
 
 
+def incomplete_layers(run: Run) -> list[str]:
+    """Batch-mode layers holding fewer patterns than the run's count (an interrupted capture)."""
+    if run.is_training or not run.num_patterns:
+        return []
+    out = []
+    for layer in run.layers:
+        held = sum(e.count for e in run.entries if e.layer == layer and e.epoch is None)
+        if held < run.num_patterns:
+            out.append(
+                f"layer {layer!r} holds {held} of {run.num_patterns} patterns; rerun the "
+                "capture to resume"
+            )
+    return out
+
+
 def verify_run(path: str | Path) -> int:
     run = open_run(path)
     report = check_run(run)
@@ -86,6 +106,7 @@ def verify_run(path: str | Path) -> int:
         ("corrupt", report.corrupt),
         ("orphan", report.orphans),
         ("manifest", report.manifest_problems),
+        ("note", report.notes),
     ):
         for item in items:
             sys.stdout.write(f"{label}: {item}\n")
@@ -131,6 +152,9 @@ def info_table(run: Run) -> str:
     ]
     if run.bad_manifest_lines:
         head.append(f"manifest: malformed line(s) {run.bad_manifest_lines} ignored")
+    missing = incomplete_layers(run)
+    if missing:
+        head.append(f"complete: no, {len(missing)} layer(s) incomplete; rerun the capture")
     head.append("")
     return "\n".join(head + lines) + "\n"
 

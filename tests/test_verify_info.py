@@ -176,3 +176,33 @@ def test_verify_finds_shape_or_dtype_that_disagree_with_the_manifest(
     corrupt = [line for line in out if line.startswith("corrupt:")]
     assert len(corrupt) == 1 and entry["path"] in corrupt[0] and "manifest says" in corrupt[0]
     assert corrupt[0].endswith(f"(4, 4, 5, 3) float32, manifest says {says}")
+
+
+def test_verify_and_info_note_an_incomplete_run_without_failing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = make_run(tmp_path / "run")
+    lines = (run / MANIFEST).read_bytes().splitlines(keepends=True)
+    kept = [line for line in lines if b'"first":8' not in line or b'"dense"' not in line]
+    (run / MANIFEST).write_bytes(b"".join(kept))
+    (run / entry_path(run, "conv/1", 0).parent.parent / "002-dense" / "0000000008.npy").unlink()
+    code, out = verify(run, capsys)
+    assert code == 0
+    assert "note: layer 'dense' holds 8 of 10 patterns; rerun the capture to resume" in out
+    assert out[-1] == "OK: 5 file(s) checked, 0 missing, 0 corrupt, 0 orphan(s)"
+    assert main(["info", str(run)]) == 0
+    assert "complete: no, 1 layer(s) incomplete; rerun the capture" in capsys.readouterr().out
+
+
+def test_verify_flags_manifest_layers_that_run_json_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import orjson
+
+    run = make_run(tmp_path / "run")
+    info = orjson.loads((run / "run.json").read_bytes())
+    info["layers"] = info["layers"][:1]
+    (run / "run.json").write_bytes(orjson.dumps(info))
+    code, out = verify(run, capsys)
+    assert code == 1
+    assert "manifest: manifest lists layer 'dense', which run.json lacks" in out
