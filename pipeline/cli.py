@@ -170,7 +170,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     if report.problems:
         for what in list(report.damaged.values())[:20]:
             log.warning("%s", what)
-        other = [p for p in report.problems if "(data/" not in p]
+        per_file = tuple(f"({path})" for path in report.damaged)  # said once per file above
+        other = [p for p in report.problems if not p.endswith(per_file)]
         for line in other[:20]:
             log.warning("%s", line)
         sys.stderr.write(
