@@ -35,6 +35,7 @@ class Cell:
     vmin: float | None = None
     vmax: float | None = None
     problem: str | None = None
+    labels: tuple[tuple[int, int, str], ...] = ()  # (row, col, text) in image pixels
 
 
 @dataclass
@@ -80,6 +81,8 @@ class PagePainter:
         self.axes = list(self.fig.subplots(opts.rows, opts.cols, squeeze=False).ravel())
         self.images: list[Any] = [None] * len(self.axes)
         self.texts: list[Any] = [None] * len(self.axes)
+        self.label_keys: list[tuple[tuple[int, int, str], ...]] = [()] * len(self.axes)
+        self.label_artists: list[list[Any]] = [[] for _ in self.axes]
         self.cmap = matplotlib.colormaps.get_cmap(opts.cmap).with_extremes(bad="white")
         self._suptitle = None
 
@@ -117,6 +120,8 @@ class PagePainter:
                 )
                 ax.set_xticks([])
                 ax.set_yticks([])
+            for t in self.label_artists[i]:
+                t.set_visible(False)
             self.texts[i].set_text(cell.problem or "no data")
             self.texts[i].set_visible(True)
             ax.set_title(cell.title, color="darkred", fontsize="medium")
@@ -143,6 +148,38 @@ class PagePainter:
             im.set_clim(vmin, vmax)
             im.set_visible(True)
         ax.set_title(cell.title, color="black", fontsize="medium")
+        self._draw_labels(i, ax, cell.labels)
+
+    def _draw_labels(self, i: int, ax: Any, labels: tuple[tuple[int, int, str], ...]) -> None:
+        """Channel index labels at each mosaic tile's top-left corner (kept while unchanged)."""
+        if labels == self.label_keys[i]:
+            for t in self.label_artists[i]:
+                t.set_visible(True)
+            return
+        for t in self.label_artists[i]:
+            t.remove()
+        from matplotlib import patheffects
+
+        outline = [patheffects.withStroke(linewidth=1.5, foreground="black")]
+        size = 7 if len(labels) <= 36 else 5
+        if labels:  # mosaic pixel ticks mean nothing: tiles carry their channel index
+            ax.set_xticks([])
+            ax.set_yticks([])
+        self.label_artists[i] = [
+            ax.text(
+                col - 0.5,
+                row - 0.5,
+                text,
+                color="white",
+                fontsize=size,
+                ha="left",
+                va="top",
+                path_effects=outline,
+                clip_on=True,
+            )
+            for row, col, text in labels
+        ]
+        self.label_keys[i] = labels
 
 
 class ChunkCache:
@@ -167,7 +204,7 @@ def layer_cell(
 ) -> Cell:
     """The cell of one layer for one pattern; a damaged file becomes a marked cell."""
     rec = cache.run.layer(layer)
-    title = layout.cell_title(layer, rec.shape)
+    title = layout.cell_title(layer, rec.shape, opts.max_channels)
     try:
         data = cache.get(layer, pattern, epoch)
     except PassageError as exc:
@@ -175,7 +212,9 @@ def layer_cell(
             raise RenderError(f"pattern {pattern}, layer {layer!r}: {exc}") from exc
         return Cell(title, problem="data missing or damaged")
     return Cell(
-        title, image=layout.to_image(np.asarray(data, np.float32), opts.vector, opts.max_channels)
+        title,
+        image=layout.to_image(np.asarray(data, np.float32), opts.vector, opts.max_channels),
+        labels=tuple(layout.channel_labels(rec.shape, opts.max_channels)),
     )
 
 
