@@ -225,7 +225,7 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
         root.propagate = False
     for h in root.handlers:
         if getattr(h, "_passage", False):
-            h.setStream(sys.stderr)
+            h.stream = sys.stderr  # not setStream: it flushes the old one, maybe closed by now
 
 
 def main(argv: Sequence[str] | None = None) -> int:

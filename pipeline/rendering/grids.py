@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import PassageError, RenderError
 from ..store import Run
@@ -143,6 +144,8 @@ class PagePainter:
                 interpolation="nearest",
                 aspect=layout.aspect_for(image.shape),
             )
+            for axis in (ax.xaxis, ax.yaxis):  # pixel indices, never -0.5, 0.0, 0.5 ...
+                axis.set_major_locator(MaxNLocator(integer=True))
         else:
             im.set_data(image)
             im.set_clim(vmin, vmax)
