@@ -10,19 +10,22 @@ Generator: ``module:function`` (module importable or a ``path/to/file.py``) call
 arguments, returning an iterable of batches, e.g. a ``tf.data.Dataset``. A batch is an array
 (one input), a list/tuple with one array per input, a dict {input name: array}, or an
 ``(x, y)`` / ``(x, y, weights)`` tuple whose ``x`` is one of those. The iterable is read once,
-into memory: for data larger than memory, save it as ``.npy`` (memory-mapped) instead.
+batch by batch, into a temporary file per input that is then memory-mapped (the capture loop
+needs random access to resume), so memory stays bounded by one batch.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import PatternError, SpecError
+from .errors import PassageError, PatternError, SpecError
 from .specs import PatternSource, load_callable
 
 log = logging.getLogger(__name__)
@@ -146,10 +149,63 @@ def _as_inputs(batch: Any, names: Sequence[str], where: str) -> list[np.ndarray]
     return [np.asarray(batch)]
 
 
+class _Spill:
+    """Batches appended to one raw file per input, then memory-mapped: memory stays bounded by
+    one batch whatever the generator's length. The files are unlinked once mapped (the mapping
+    keeps the data until the source is dropped)."""
+
+    def __init__(self, k: int) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="passage-patterns-"))
+        self.files = [(self.dir / f"input{i}.raw").open("wb") for i in range(k)]
+        self.shapes: list[tuple[int, ...]] = []
+        self.dtypes: list[np.dtype] = []
+        self.count = 0
+
+    def add(self, arrays: Sequence[np.ndarray], where: str, want: Sequence[Any]) -> None:
+        for arr in arrays:
+            if arr.ndim < 1 or arr.dtype.kind not in "biuf":
+                raise PatternError(
+                    f"{where}: expected numeric arrays with a batch axis, received dtype "
+                    f"{arr.dtype} shape {arr.shape}"
+                )
+        sizes = {int(a.shape[0]) for a in arrays}
+        if len(sizes) != 1:
+            raise PatternError(f"{where}: the inputs hold different batch sizes {sorted(sizes)}")
+        if not self.shapes:
+            self.shapes = [tuple(a.shape[1:]) for a in arrays]
+            self.dtypes = [a.dtype for a in arrays]
+        got = [tuple(a.shape[1:]) for a in arrays]
+        if got != self.shapes:
+            raise PatternError(
+                f"{where}: batches differ in shape: {got} per pattern after {self.shapes}; "
+                f"expected every batch to be (n, *input_shape) with input shapes "
+                f"{[tuple(w) for w in want]}"
+            )
+        for fh, arr, dtype in zip(self.files, arrays, self.dtypes, strict=True):
+            fh.write(np.ascontiguousarray(arr, dtype=dtype).tobytes())
+        self.count += sizes.pop()
+
+    def arrays(self) -> list[np.ndarray]:
+        for fh in self.files:
+            fh.close()
+        maps = [
+            np.memmap(fh.name, dtype=d, mode="r", shape=(self.count, *shape))
+            for fh, d, shape in zip(self.files, self.dtypes, self.shapes, strict=True)
+        ]
+        self.close()
+        return maps
+
+    def close(self) -> None:
+        for fh in self.files:
+            fh.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def from_generator(
     spec: str, shapes: Sequence[tuple[int | None, ...]], names: Sequence[str]
 ) -> PatternSource:
-    """Read ``module:function``'s iterable of batches into one array per input."""
+    """Read ``module:function``'s iterable of batches once, into one memory-mapped array per
+    input (spilled to a temporary file: memory stays bounded by one batch)."""
     factory = load_callable(spec, "pattern")
     try:
         batches = factory()
@@ -161,38 +217,25 @@ def from_generator(
         ) from exc
     except Exception as exc:
         raise SpecError(f"pattern function {spec!r} failed: {exc}") from exc
-    collected: list[list[np.ndarray]] = [[] for _ in names]
+    spill = _Spill(len(names))
     try:
         for b, batch in enumerate(iterator):
-            arrays = _as_inputs(batch, names, f"pattern function {spec!r}, batch {b}")
-            for store, arr in zip(collected, arrays, strict=True):
-                if arr.ndim < 1 or arr.dtype.kind not in "biuf":
-                    raise PatternError(
-                        f"pattern function {spec!r}, batch {b}: expected numeric arrays with a "
-                        f"batch axis, received dtype {arr.dtype} shape {arr.shape}"
-                    )
-                store.append(arr)
-    except PatternError:
+            where = f"pattern function {spec!r}, batch {b}"
+            spill.add(_as_inputs(batch, names, where), where, shapes)
+        if spill.count == 0:
+            raise PatternError(
+                f"pattern function {spec!r} yielded no patterns; expected at least one batch"
+            )
+        arrays = spill.arrays()
+    except PassageError:
+        spill.close()
         raise
     except Exception as exc:
+        spill.close()
         raise SpecError(f"pattern function {spec!r} failed while iterating: {exc}") from exc
-    if not collected[0]:
-        raise PatternError(f"pattern function {spec!r} yielded no batches; expected at least one")
-    try:
-        arrays = [np.concatenate(parts) for parts in collected]
-    except ValueError as exc:
-        raise PatternError(
-            f"pattern function {spec!r}: batches differ in shape ({exc}); expected every batch "
-            f"to be (n, *input_shape) with input shapes {[tuple(s) for s in shapes]}"
-        ) from exc
-    counts = {int(a.shape[0]) for a in arrays}
-    if len(counts) != 1:
-        raise PatternError(
-            f"pattern function {spec!r}: the inputs hold different pattern counts {sorted(counts)}"
-        )
     return PatternSource(
         spec,
-        int(arrays[0].shape[0]),
+        spill.count,
         [tuple(a.shape[1:]) for a in arrays],
         arrays=arrays,
         origin=spec,

@@ -112,3 +112,16 @@ def test_select_all_with_min_axis_and_classes():
         "vec",
     ]
     assert names(SelectConfig(rule="seed", min_size=(15, 15))) == ["seq"]
+
+
+def test_cli_min_axis_flag():
+    from pipeline.cli import build_parser, capture_config
+    from pipeline.errors import ConfigError
+
+    args = build_parser().parse_args(["capture", "--select", "all", "--min-axis", "8x8"])
+    assert capture_config(args).select.min_axis == (8, 8)
+    args = build_parser().parse_args(["capture", "--min-axis", "4"])
+    cfg = capture_config(args)
+    assert cfg.select.min_axis == (4,) and cfg.select.rule == "seed"
+    with pytest.raises(ConfigError, match="--min-axis"):
+        capture_config(build_parser().parse_args(["capture", "--min-axis", "8xq"]))

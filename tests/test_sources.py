@@ -169,6 +169,9 @@ def test_generator_sources(gen_file):
     src = load_patterns(f"{gen_file}:batches", [(4,)])
     assert src.count == 6 and src.kind == "generator"
     assert np.array_equal(_all(src)[0][:, 0], [0, 0, 1, 1, 2, 2])
+    # spilled to a temporary file, memory-mapped, and the file already unlinked
+    assert isinstance(src.arrays[0], np.memmap)
+    assert not Path(src.arrays[0].filename).exists()
     assert load_patterns(f"{gen_file}:pairs", [(4,)]).count == 4
     two = load_patterns(f"{gen_file}:dicts", [(4,), (2,)], ["image", "meta"])
     assert two.count == 3 and two.shapes == [(4,), (2,)]
@@ -182,7 +185,7 @@ def test_generator_tf_data(gen_file):
 
 
 def test_generator_errors(gen_file):
-    with pytest.raises(PatternError, match="yielded no batches"):
+    with pytest.raises(PatternError, match="yielded no patterns"):
         load_patterns(f"{gen_file}:nothing", [(4,)])
     with pytest.raises(SpecError, match="iterable of batches"):
         load_patterns(f"{gen_file}:not_iterable", [(4,)])
@@ -202,3 +205,17 @@ def test_unknown_spec_and_missing_file(tmp_path):
         load_patterns(str(tmp_path / "x.csv"), [(2,)])
     with pytest.raises(PatternError, match="not found"):
         load_patterns(str(tmp_path / "nope.npy"), [(2,)])
+
+
+def test_config_inputs_table():
+    from pipeline.config import from_dict
+    from pipeline.errors import ConfigError
+
+    cfg = from_dict({"capture": {"patterns": "p.npz", "inputs": {"image": "x1", "meta": "x2"}}})
+    assert cfg.capture.inputs == {"image": "x1", "meta": "x2"}
+    with pytest.raises(ConfigError, match=r"\[capture\] inputs: expected a string"):
+        from_dict({"capture": {"inputs": {"image": 1}}})
+    with pytest.raises(ConfigError, match="expected a table"):
+        from_dict({"capture": {"inputs": "image=x1"}})
+    with pytest.raises(ConfigError, match="min_axis: expected sizes >= 0"):
+        from_dict({"select": {"rule": "all", "min_axis": [-1]}})
