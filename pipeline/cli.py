@@ -213,19 +213,25 @@ def cmd_info(args: argparse.Namespace) -> int:
 COMMANDS = {"capture": cmd_capture, "render": cmd_render, "verify": cmd_verify, "info": cmd_info}
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the moment (tests and tqdm swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def setup_logging(quiet: bool, verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     root = logging.getLogger("pipeline")
     root.setLevel(level)
-    if not any(getattr(h, "_passage", False) for h in root.handlers):
-        handler = logging.StreamHandler()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("passage: %(message)s"))
-        handler._passage = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.propagate = False
-    for h in root.handlers:
-        if getattr(h, "_passage", False):
-            h.stream = sys.stderr  # not setStream: it flushes the old one, maybe closed by now
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -167,6 +167,11 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[capture] queue_size: expected >= 1, received {c.queue_size}")
     if s.rule not in RULES:
         raise ConfigError(f"[select] rule: expected one of {RULES}, received {s.rule!r}")
+    if s.rule == "seed" and len(s.min_size) != 2:
+        raise ConfigError(
+            f"[select] min_size: expected a list of 2 items [H, W] for the seed rule, "
+            f"received {list(s.min_size)}"
+        )
     if any(v < 0 for v in s.min_size):
         raise ConfigError(f"[select] min_size: expected sizes >= 0, received {s.min_size}")
     if any(v < 0 for v in s.min_axis):

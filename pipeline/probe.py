@@ -201,7 +201,7 @@ class Probe:
 
         @tf.function(input_signature=signature, reduce_retracing=True)
         def forward(*xs: Any) -> Any:
-            outs = probe_model(list(xs) if len(xs) > 1 else xs[0], training=False)
+            outs = probe_model(list(xs), training=False)
             return outs if isinstance(outs, (list, tuple)) else [outs]
 
         self._forward = forward

@@ -221,6 +221,14 @@ def layer_cell(
     )
 
 
+def _remove_stale_pages(folder: Path, n_pages: int) -> None:
+    """Drop pages left by an earlier render with a smaller grid (one stat when there are none)."""
+    k = n_pages
+    while (stale := folder / f"{k}.png").exists():
+        stale.unlink()
+        k += 1
+
+
 def draw_patterns(
     run: Run, out: Path, patterns: Sequence[int], epoch: int | None, opts: GridOptions
 ) -> DrawReport:
@@ -246,6 +254,7 @@ def draw_patterns(
                     [cells[i] for i in idx], out / f"pattern-{p}" / f"{page_index}.png", title
                 )
                 report.pages += 1
+            _remove_stale_pages(out / f"pattern-{p}", len(page_cells))
     finally:
         for painter in painters:
             painter.fig.clear()
