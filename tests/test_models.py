@@ -83,8 +83,8 @@ def test_nested_two_input_two_head_outputs_match_keras():
     backbone = model.get_layer("backbone")
     block = backbone.get_layer("block.1")
     # Separate path 1: the sub-models' own graphs.
-    conv_a = keras.Model(backbone.inputs, backbone.get_layer("conv_a").output)(xi)
-    conv_b = keras.Model(block.inputs, block.get_layer("conv.b").output)(conv_a)
+    conv_a = keras.Model(backbone.inputs, backbone.get_layer("conv_a").output)([xi])
+    conv_b = keras.Model(block.inputs, block.get_layer("conv.b").output)([conv_a])
     # Separate path 2: the layer objects called eagerly, one after the other.
     relu = block.get_layer("relu")(conv_b)
     flat = backbone.get_layer("flat")(relu)
@@ -157,7 +157,7 @@ def test_builtin_cnn_nested_backbone_matches_keras():
     got = _probe_dict(model, [x])
     backbone = model.get_layer("backbone")
     block = backbone.get_layer("block")
-    pool1 = keras.Model(backbone.inputs, backbone.get_layer("pool1").output)(x)
+    pool1 = keras.Model(backbone.inputs, backbone.get_layer("pool1").output)([x])
     conv2 = block.get_layer("conv2")(pool1)
     assert np.allclose(got["backbone/pool1"], pool1, atol=1e-6)
     assert np.allclose(got["backbone/block/conv2"], conv2, atol=1e-5)

@@ -80,7 +80,7 @@ def test_two_input_cnn_images_plus_npy_then_render(tmp_path):
         [read_image(IMAGES / n, 28, 28, "L") for n in sorted(p.name for p in IMAGES.iterdir())]
     )[..., None]
     backbone = model.get_layer("backbone")
-    pool1 = keras.Model(backbone.inputs, backbone.get_layer("pool1").output)(image)
+    pool1 = keras.Model(backbone.inputs, backbone.get_layer("pool1").output)([image])
     conv2 = backbone.get_layer("block").get_layer("conv2")(pool1)
     stored = np.stack([run.get("backbone/block/conv2", i) for i in range(4)])
     assert np.allclose(stored, conv2, atol=1e-5)
