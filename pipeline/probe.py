@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -106,6 +106,17 @@ def _walk(model: Any, prefix: str, nested: bool, counter: list[int], out: list[_
 def _entries(model: Any) -> list[_Entry]:
     found: list[_Entry] = []
     _walk(model, "", False, [0], found)
+    has_sub_models = any(e.nested for e in found)
+    if has_sub_models and any(None in e.info.shape for e in found) and is_graph_model(model):
+        # A sub-model declared with free sizes (e.g. Input((None, None, 3))) and called on a
+        # fixed-size tensor: its layers' sizes are known only in the outer graph.
+        _, tensors = rebuild_graph(model)
+        found = [
+            replace(e, info=replace(e.info, shape=tuple(tensors[e.info.name].shape[1:])))
+            if e.info.name in tensors
+            else e
+            for e in found
+        ]
     return found
 
 

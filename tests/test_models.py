@@ -226,3 +226,17 @@ def test_subclassed_model_nested_layer_is_a_clear_error():
     model(np.zeros((1, 3), np.float32))
     with pytest.raises(SpecError, match="no defined inputs|subclassed"):
         layer_infos(model) and Probe(model, layer_infos(model))
+
+
+def test_free_size_backbone_gets_outer_shapes():
+    free = keras.Input((None, None, 1))
+    backbone = keras.Model(
+        free, L.Conv2D(2, 3, name="conv", kernel_initializer=_init(11))(free), name="bb"
+    )
+    image = keras.Input((10, 12, 1))
+    model = keras.Model(image, L.GlobalMaxPooling2D(name="gmp")(backbone(image)))
+    infos = {i.name: i.shape for i in layer_infos(model)}
+    assert infos["bb/conv"] == (8, 10, 2) and infos["bb"] == (8, 10, 2)
+    x = np.random.default_rng(7).random((2, 10, 12, 1), dtype=np.float32)
+    got = _probe_dict(model, [x])
+    assert np.allclose(got["bb/conv"], backbone.get_layer("conv")(x), atol=1e-6)

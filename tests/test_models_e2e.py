@@ -160,3 +160,20 @@ def test_builtin_configs(tmp_path, config, monkeypatch):
     run = open_run(run_dir)
     assert run.num_patterns == 4 and len(run.layers) >= 3
     assert main(["-q", "render", str(run_dir), "--config", config, "--patterns", "0"]) == 0
+
+
+def test_free_size_model_renders_with_stored_shapes(tmp_path):
+    from pipeline.batch import capture_model
+    from pipeline.config import CaptureConfig, Config, SelectConfig
+    from pipeline.rendering import render
+
+    x_in = keras.Input((None, None, 1))
+    model = keras.Model(x_in, L.Conv2D(3, 3, name="conv")(x_in))
+    cfg = Config(
+        capture=CaptureConfig(out=str(tmp_path / "run"), architecture=False),
+        select=SelectConfig(rule="all"),
+    )
+    run = capture_model(model, cfg, patterns=np.ones((2, 9, 9, 1), np.float32), quiet=True)
+    assert run.layer("conv").shape == (None, None, 3)
+    report = render(run, tmp_path / "out", quiet=True)
+    assert report.pages == 2 and not report.problems

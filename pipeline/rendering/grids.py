@@ -207,17 +207,17 @@ def layer_cell(
 ) -> Cell:
     """The cell of one layer for one pattern; a damaged file becomes a marked cell."""
     rec = cache.run.layer(layer)
-    title = layout.cell_title(layer, rec.shape, opts.max_channels)
     try:
         data = cache.get(layer, pattern, epoch)
     except PassageError as exc:
         if opts.strict:
             raise RenderError(f"pattern {pattern}, layer {layer!r}: {exc}") from exc
-        return Cell(title, problem="data missing or damaged")
+        return Cell(layout.cell_title(layer, rec.shape), problem="data missing or damaged")
+    shape = data.shape  # the stored shape: run.json may hold None for free-size models
     return Cell(
-        title,
+        layout.cell_title(layer, shape, opts.max_channels),
         image=layout.to_image(np.asarray(data, np.float32), opts.vector, opts.max_channels),
-        labels=tuple(layout.channel_labels(rec.shape, opts.max_channels)),
+        labels=tuple(layout.channel_labels(shape, opts.max_channels)),
     )
 
 

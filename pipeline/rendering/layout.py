@@ -122,11 +122,12 @@ def aspect_for(image_shape: tuple[int, ...], limit: float = 8.0) -> str:
     return "auto" if ratio > limit else "equal"
 
 
-def shape_label(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(int(v)) for v in shape) + ("," if len(shape) == 1 else "") + ")"
+def shape_label(shape: Sequence[int | None]) -> str:
+    text = ", ".join("None" if v is None else str(int(v)) for v in shape)
+    return "(" + text + ("," if len(shape) == 1 else "") + ")"
 
 
-def cell_title(name: str, shape: Sequence[int], max_channels: int | None = None) -> str:
+def cell_title(name: str, shape: Sequence[int | None], max_channels: int | None = None) -> str:
     """The article's cell title: layer name and per-pattern output shape (plus, given
     ``max_channels``, a note on a reduced volume or a truncated mosaic)."""
     title = f"{name} {shape_label(shape)}"
