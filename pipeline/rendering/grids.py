@@ -235,6 +235,7 @@ def draw_patterns(
     """Write ``out/pattern-<i>/<page>.png`` for each pattern in ``patterns``."""
     report = DrawReport()
     layers = run.layers
+    names = (run.info.get("sources") or {}).get("names")  # image file names, when any
     page_cells = layout.pages(len(layers), opts.rows, opts.cols)
     painters = [PagePainter(opts) for _ in page_cells]
     cache = ChunkCache(run)
@@ -247,7 +248,8 @@ def draw_patterns(
                 if c.problem
             )
             for page_index, (painter, idx) in enumerate(zip(painters, page_cells, strict=True)):
-                title = f"pattern {p}" + ("" if epoch is None else f", epoch {epoch}")
+                title = f"pattern {p}" + (f" ({names[p]})" if names else "")
+                title += "" if epoch is None else f", epoch {epoch}"
                 if len(page_cells) > 1:
                     title += f" (page {page_index + 1}/{len(page_cells)})"
                 painter.draw(
