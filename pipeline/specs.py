@@ -307,7 +307,7 @@ def _load_one(
             )
         return sources.image_folder(path, shapes[0], spec)
     if not path.exists():
-        if _is_generator_spec(spec):
+        if path.suffix not in (".npy", ".npz") and _is_generator_spec(spec):
             return sources.from_generator(spec, shapes, names)
         raise PatternError(f"pattern file not found: {path}")
     if path.suffix == ".npy":

@@ -205,6 +205,10 @@ def test_unknown_spec_and_missing_file(tmp_path):
         load_patterns(str(tmp_path / "x.csv"), [(2,)])
     with pytest.raises(PatternError, match="not found"):
         load_patterns(str(tmp_path / "nope.npy"), [(2,)])
+    with pytest.raises(PatternError, match="not found"):
+        load_patterns(str(tmp_path / "nope.npz") + ":x", [(2,)])
+    with pytest.raises(SpecError, match="cannot import 'no_such_module_xyz'"):
+        load_patterns("no_such_module_xyz:batches", [(2,)])
 
 
 def test_config_inputs_table():
