@@ -125,3 +125,22 @@ def test_cli_min_axis_flag():
     assert cfg.select.min_axis == (4,) and cfg.select.rule == "seed"
     with pytest.raises(ConfigError, match="--min-axis"):
         capture_config(build_parser().parse_args(["capture", "--min-axis", "8xq"]))
+
+
+def test_painter_draws_one_label_per_tile(tmp_path):
+    from pipeline.rendering.grids import Cell, GridOptions, PagePainter
+
+    arr = np.random.default_rng(0).random((4, 4, 5)).astype(np.float32)
+    cell = Cell(
+        "conv (4, 4, 5)", image=layout.to_image(arr), labels=tuple(layout.channel_labels(arr.shape))
+    )
+    painter = PagePainter(GridOptions(rows=1, cols=2))
+    try:
+        painter.draw([cell, Cell("v (3,)", image=layout.to_image(np.ones(3)))], tmp_path / "a.png")
+        painter.draw([cell, None], tmp_path / "b.png")  # reused: labels kept, not duplicated
+        texts = [t.get_text() for t in painter.axes[0].texts]
+        assert texts == ["0", "1", "2", "3", "4"]
+        assert painter.axes[1].texts == [] or not painter.axes[1].get_visible()
+        assert (tmp_path / "b.png").stat().st_size > 0
+    finally:
+        painter.fig.clear()

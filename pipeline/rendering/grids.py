@@ -146,6 +146,7 @@ class PagePainter:
             )
             for axis in (ax.xaxis, ax.yaxis):  # pixel indices, never -0.5, 0.0, 0.5 ...
                 axis.set_major_locator(MaxNLocator(integer=True))
+            self.label_keys[i] = ((-1, -1, ""),)  # a new image: draw its labels (and ticks) anew
         else:
             im.set_data(image)
             im.set_clim(vmin, vmax)
