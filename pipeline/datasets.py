@@ -89,8 +89,7 @@ def _parse_builtin(spec: str) -> tuple[str, int, int]:
         seed = int(parts[3]) if len(parts) > 3 else 0
     except ValueError:
         raise SpecError(
-            f"dataset spec {spec!r}: expected 'builtin:stripes[:N_PER_CLASS[:SEED]]' with "
-            "integers"
+            f"dataset spec {spec!r}: expected 'builtin:stripes[:N_PER_CLASS[:SEED]]' with integers"
         ) from None
     if len(parts) > 4 or per_class < 1 or seed < 0:
         raise SpecError(
@@ -127,9 +126,7 @@ def load_dataset(
     if spec.startswith("builtin:"):
         name, per_class, seed = _parse_builtin(spec)
         if name != "stripes":
-            raise SpecError(
-                f"unknown builtin dataset {name!r}; expected one of: builtin:stripes"
-            )
+            raise SpecError(f"unknown builtin dataset {name!r}; expected one of: builtin:stripes")
         x, y = stripes(per_class, seed)
         names: tuple[str, ...] = STRIPE_CLASSES
     elif spec.endswith(".npz"):
@@ -146,7 +143,9 @@ def load_dataset(
         )
     want = input_shapes[0]
     got = tuple(x.shape[1:])
-    if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
+    if len(got) != len(want) or any(
+        w is not None and w != g for w, g in zip(want, got, strict=True)
+    ):
         raise PatternError(
             f"dataset {spec!r}: x has shape {got} per sample but the model input expects "
             f"{tuple(want)}"

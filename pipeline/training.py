@@ -88,7 +88,9 @@ class EpochBar(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
-        self.bar.set_postfix({k: f"{float(v):.4f}" for k, v in logs.items() if "loss" in k or "acc" in k})
+        self.bar.set_postfix(
+            {k: f"{float(v):.4f}" for k, v in logs.items() if "loss" in k or "acc" in k}
+        )
         self.bar.update(1)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
