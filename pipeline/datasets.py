@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PatternError, SpecError
+from .errors import PassageError, PatternError, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ def _load_npz(path: Path, x_key: str, y_key: str, spec: str) -> tuple[np.ndarray
                         f"expected one of {keys}"
                     )
             return np.asarray(npz[x_key]), np.asarray(npz[y_key])
+    except PassageError:
+        raise
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise PatternError(f"dataset file {path} cannot be read: {exc}") from exc
 

@@ -59,7 +59,7 @@ class Animator:
         self.images: list[Any] = [None] * len(self.axes)
         self.title = self.fig.suptitle("")
 
-    def _show(self, frame: Sequence[np.ndarray | None], title: str) -> None:
+    def show_frame(self, frame: Sequence[np.ndarray | None], title: str) -> None:
         for i, (ax, image) in enumerate(zip(self.axes, frame, strict=True)):
             data = np.ma.masked_invalid(
                 image if image is not None else np.full((1, 1), np.nan, np.float32)
@@ -101,7 +101,7 @@ class Animator:
         for writer, target in writers:
             with writer.saving(self.fig, str(target), self.dpi):
                 for frame, title in zip(frames, titles, strict=True):
-                    self._show(frame, title)
+                    self.show_frame(frame, title)
                     writer.grab_frame()
             written.append(target)
         return written
