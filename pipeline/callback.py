@@ -126,6 +126,10 @@ class CaptureCallback(keras.callbacks.Callback):
         self._step = 0
         self._epochs_done = 0
         self._start = 0.0
+        if every_batches:
+            # Only then a batch hook: Keras dispatches batch ends asynchronously (no per-step
+            # sync of the logs) as long as no callback overrides one.
+            self.on_train_batch_end = self._on_train_batch_end  # type: ignore[method-assign]
 
     # -- what the run is ---------------------------------------------------------------------
     def _selected_layers(self, model: Any) -> list[LayerInfo]:
@@ -211,7 +215,7 @@ class CaptureCallback(keras.callbacks.Callback):
         if self.unit == "step" and steps and self._step < epoch * steps:
             self._step = epoch * steps  # fit resumed at initial_epoch
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+    def _on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._step += 1
         if self.every_batches and self._step % self.every_batches == 0:
             if self._record(self._step):
@@ -226,7 +230,9 @@ class CaptureCallback(keras.callbacks.Callback):
         key = done if self.unit == "epoch" else self._step
         if done % self.every == 0 or last:
             self._record(key)
-        line: dict[str, Any] = {"epoch": done, "step": self._step}
+        steps = (self.params or {}).get("steps")
+        step = self._step if self.unit == "step" else (done * steps if steps else None)
+        line: dict[str, Any] = {"epoch": done, "step": step}
         line["time"] = round(time.monotonic() - self._start, 4)
         line.update({k: _plain(v) for k, v in (logs or {}).items()})
         self._metrics(line)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from .callback import CaptureCallback
 from .config import Config, TrainConfig
 from .datasets import Dataset, load_dataset, watch_indices
 from .diagram import draw_architecture
-from .errors import ConfigError, SpecError
+from .errors import ConfigError, PassageError, SpecError
 from .probe import input_shapes
 from .specs import load_model, load_patterns
 from .store import MANIFEST, RUN_JSON, Run, open_run
@@ -118,22 +119,37 @@ def _recorded_keys(out: Path, fingerprint: str) -> set[int] | None:
     return set.intersection(*found.values()) if found else set()
 
 
-def train_and_capture(cfg: Config, quiet: bool = False) -> Run:
-    """Train ``cfg``'s model on ``[train] dataset`` and record the watched patterns."""
+@dataclass
+class Prepared:
+    """A training as ``[train]`` describes it: model, dataset, watched patterns."""
+
+    model: Any
+    data: Dataset
+    watch: Any
+    watch_info: dict[str, Any]
+    steps_per_epoch: int
+
+
+def prepare(cfg: Config) -> Prepared:
+    """Seed, build the model, load the dataset and pick the watched patterns (not compiled)."""
     t = cfg.train
     if t is None:
         raise ConfigError("training mode: expected a [train] section in the config")
-    c = cfg.capture
     keras.utils.set_random_seed(t.seed)
-    model = load_model(c.model, unsafe=c.unsafe)
+    model = load_model(cfg.capture.model, unsafe=cfg.capture.unsafe)
     shapes = input_shapes(model)
     data = load_dataset(t.dataset, shapes, t.x_key, t.y_key)
-    watch_x, watch_info = watched_patterns(cfg, data, shapes)
-    out = Path(c.out)
-    steps_per_epoch = math.ceil(data.count / t.batch_size)
-    callback = CaptureCallback(
-        out,
-        watch_x,
+    watch, watch_info = watched_patterns(cfg, data, shapes)
+    return Prepared(model, data, watch, watch_info, math.ceil(data.count / t.batch_size))
+
+
+def capture_callback(cfg: Config, prep: Prepared, out: Path | None = None) -> CaptureCallback:
+    """The CaptureCallback ``cfg`` asks for, writing into ``out`` (default ``[capture] out``)."""
+    t, c = cfg.train, cfg.capture
+    assert t is not None
+    return CaptureCallback(
+        Path(out or c.out),
+        prep.watch,
         select=cfg.select,
         every=t.every,
         every_batches=t.every_batches,
@@ -143,13 +159,27 @@ def train_and_capture(cfg: Config, quiet: bool = False) -> Run:
         overwrite=c.overwrite,
         info={
             "model": c.model,
-            "patterns": watch_info["spec"],
-            "watch": watch_info,
-            "dataset": {"spec": t.dataset, "count": data.count, "steps_per_epoch": steps_per_epoch},
+            "patterns": prep.watch_info["spec"],
+            "watch": prep.watch_info,
+            "dataset": {
+                "spec": t.dataset,
+                "count": prep.data.count,
+                "steps_per_epoch": prep.steps_per_epoch,
+            },
             "config": cfg.to_dict(),
         },
         fingerprint_extra={"model": c.model, "dataset": t.dataset, "seed": t.seed},
     )
+
+
+def train_and_capture(cfg: Config, quiet: bool = False) -> Run:
+    """Train ``cfg``'s model on ``[train] dataset`` and record the watched patterns."""
+    prep = prepare(cfg)
+    t, c = cfg.train, cfg.capture
+    assert t is not None
+    model, data, steps_per_epoch = prep.model, prep.data, prep.steps_per_epoch
+    out = Path(c.out)
+    callback = capture_callback(cfg, prep, out)
     info = callback.plan(model)
     done = _recorded_keys(out, info["fingerprint"]) if not c.overwrite else None
     wanted = set(callback.expected_keys(t.epochs, steps_per_epoch))
@@ -173,6 +203,8 @@ def train_and_capture(cfg: Config, quiet: bool = False) -> Run:
             callbacks=[callback, backup, bar],
             verbose=0,
         )
+    except PassageError:
+        raise
     except (ValueError, TypeError) as exc:
         raise SpecError(f"training failed: {exc}") from exc
     finally:
