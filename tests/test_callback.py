@@ -76,7 +76,8 @@ def outputs_with(weights: list[np.ndarray], names: list[str], x: np.ndarray) -> 
     model = tiny_model()
     model.set_weights(weights)
     sub = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
-    return [np.asarray(o) for o in sub([x], training=False)]
+    outs = sub([x], training=False)
+    return [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
 
 
 def test_each_record_equals_the_model_with_the_weights_of_that_moment(tmp_path: Path) -> None:
@@ -157,6 +158,29 @@ def test_interrupted_training_keeps_finished_epochs_and_resumes(tmp_path: Path) 
     assert run.epochs == [0, 1, 2, 3, 4, 5]
     assert [m["epoch"] for m in run.metrics()] == [1, 2, 3, 4, 5]
     assert check_run(run).ok
+
+
+def test_a_hand_written_training_loop_can_drive_it(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    x, y = data()
+    cb = CaptureCallback(tmp_path / "run", x[:3], layers=["a"])
+    cb.set_model(model)
+    cb.on_train_begin()
+    saved = []
+    for epoch in range(2):
+        cb.on_epoch_begin(epoch)
+        for first in range(0, 40, 8):
+            loss = model.train_on_batch(x[first : first + 8], y[first : first + 8])
+        cb.on_epoch_end(epoch, {"loss": loss[0]})
+        saved.append([np.array(w) for w in model.get_weights()])
+    cb.on_train_end()
+    run = open_run(tmp_path / "run")
+    assert run.epochs == [0, 1, 2]
+    assert [m["epoch"] for m in run.metrics()] == [1, 2]
+    assert isinstance(run.metrics()[0]["loss"], float)
+    (want,) = outputs_with(saved[1], ["a"], x[:3])
+    np.testing.assert_allclose(run.get("a", 2, epoch=2), want[2], rtol=1e-5, atol=1e-6)
 
 
 def test_every_n_epochs_and_the_last(tmp_path: Path) -> None:
