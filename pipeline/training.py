@@ -4,8 +4,8 @@ its dataset and records the watched patterns with ``CaptureCallback``.
 The model is compiled from ``[train]`` (optimizer, learning rate, loss, metrics) unless it comes
 compiled (a ``.keras`` file saved after ``compile``). Keras' ``BackupAndRestore`` keeps the
 model and optimizer state of the last finished epoch in ``RUN/train-backup/``, so running the
-same command after a crash continues the training where it stopped and appends to the same
-run; a complete run is left as it is.
+same command after a crash, or with more ``[train] epochs``, continues the training where it
+stopped and appends to the same run; a complete run is left as it is.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .callback import CaptureCallback
 from .config import Config, TrainConfig
 from .datasets import Dataset, load_dataset, watch_indices
 from .diagram import draw_architecture
-from .errors import ConfigError, PassageError, SpecError
+from .errors import ConfigError, PassageError, SpecError, StoreError
 from .probe import input_shapes
 from .specs import load_model, load_patterns
 from .store import MANIFEST, RUN_JSON, Run, open_run
@@ -186,12 +186,24 @@ def train_and_capture(cfg: Config, quiet: bool = False) -> Run:
     if done is not None and wanted <= done:
         log.info("%s is complete already (%d records); nothing to train", out, len(done))
         return open_run(out)
+    if done and not t.resume:
+        raise StoreError(
+            f"{out} holds an unfinished training ({len(done)} record(s)) and [train] resume is "
+            "false, so it cannot be continued; expected resume = true, or pass --overwrite to "
+            "train again from the start"
+        )
     if c.overwrite and (out / BACKUP_DIR).exists():
         shutil.rmtree(out / BACKUP_DIR)
     compile_if_needed(model, t)
-    backup = keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR))
+    callbacks: list[Any] = [callback]
+    if t.resume:
+        # Kept after a complete training too, so that raising [train] epochs continues it.
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR), delete_checkpoint=False)
+        )
     initial = max(done) if done and callback.unit == "epoch" else 0
     bar = EpochBar(t.epochs, initial, quiet)
+    callbacks.append(bar)
     try:
         # Order matters: the capture callback opens (or clears, with overwrite) the run first,
         # then BackupAndRestore restores the last finished epoch's weights, if any.
@@ -200,13 +212,14 @@ def train_and_capture(cfg: Config, quiet: bool = False) -> Run:
             data.y,
             epochs=t.epochs,
             batch_size=t.batch_size,
-            callbacks=[callback, backup, bar],
+            callbacks=callbacks,
             verbose=0,
         )
     except PassageError:
         raise
     except (ValueError, TypeError) as exc:
-        raise SpecError(f"training failed: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpecError(f"training failed: {first}") from exc
     finally:
         callback.close()
         bar.bar.close()

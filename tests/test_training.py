@@ -99,8 +99,19 @@ def test_capture_trains_learns_and_a_rerun_does_nothing(tmp_path: Path) -> None:
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4, 5, 6]
     assert metrics[-1]["accuracy"] >= 0.9  # the article's model learns the stripes
     assert metrics[-1]["loss"] < metrics[0]["loss"]
-    assert not (out / "train-backup").exists()  # removed by a training that completed
+    assert (out / "train-backup").is_dir()  # kept: more epochs continue the training
     manifest = (out / "manifest.jsonl").read_bytes()
     assert main(["-q", "capture", "--config", str(cfg)]) == 0
     assert (out / "manifest.jsonl").read_bytes() == manifest
     assert Probe.builds - builds == 1  # complete already: no training, no probe
+    # More epochs continue from the backup: one more epoch trained, not seven.
+    cfg.write_text(TRAIN.format(out=out).replace("epochs = 6", "epochs = 7"))
+    assert main(["-q", "capture", "--config", str(cfg)]) == 0
+    run = open_run(out)
+    assert run.epochs == list(range(8))
+    assert [m["epoch"] for m in run.metrics()] == [1, 2, 3, 4, 5, 6, 7]
+    assert run.metrics()[-1]["loss"] <= metrics[-1]["loss"] * 1.5
+    # Without resume an unfinished run cannot be continued: a clear error, exit status 2.
+    cfg.write_text(TRAIN.format(out=out).replace("epochs = 6", "epochs = 9\nresume = false"))
+    assert main(["-q", "capture", "--config", str(cfg)]) == 2
+    assert open_run(out).epochs == list(range(8))
