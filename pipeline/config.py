@@ -82,6 +82,7 @@ class TrainConfig:
     every: int = 1
     every_batches: int = 0
     seed: int = 0
+    resume: bool = True  # keep the last finished epoch in RUN/train-backup to resume after a crash
 
 
 @dataclass(frozen=True)
