@@ -27,6 +27,7 @@ from .errors import (  # noqa: E402
 from .store import Run, open_run  # noqa: E402
 
 _LAZY = {
+    "CaptureCallback": ("pipeline.callback", "CaptureCallback"),
     "capture": ("pipeline.batch", "capture"),
     "capture_model": ("pipeline.batch", "capture_model"),
     "plot_pattern_process": ("pipeline.article", "plot_pattern_process"),
@@ -34,6 +35,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "CaptureCallback",
     "ConfigError",
     "DamagedDataError",
     "DiskFullError",

@@ -22,7 +22,7 @@ from ._tf import keras_and_tf
 from .config import Config
 from .diagram import draw_architecture
 from .errors import PatternError
-from .probe import Probe, input_shapes, layer_infos
+from .probe import Probe, input_names, input_shapes, layer_infos
 from .select import LayerInfo, select_layers
 from .specs import PatternSource, check_shapes, load_model, load_patterns
 from .store import QueuedWriter, Run, RunWriter, open_run
@@ -80,6 +80,7 @@ def array_source(patterns: Any, shapes: Sequence[tuple[int | None, ...]]) -> Pat
         [tuple(a.shape[1:]) for a in arrays],
         arrays=arrays,
         origin="array",
+        kind="array",
     )
     if len(arrays) != len(shapes):
         raise PatternError(
@@ -101,8 +102,11 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
     """Capture ``model`` over ``patterns`` (in-memory arrays) or the config's pattern spec."""
     c = config.capture
     shapes = input_shapes(model)
+    names = input_names(model)
     source = (
-        load_patterns(c.patterns, shapes) if patterns is None else array_source(patterns, shapes)
+        load_patterns(c.patterns, shapes, names, c.inputs)
+        if patterns is None
+        else array_source(patterns, shapes)
     )
     selected = select_layers(layer_infos(model), config.select)
     records = layer_records(selected)
@@ -113,28 +117,31 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         "model": model_spec,
         "model_name": model.name,
         "inputs": [list(s) for s in shapes],
+        "input_names": names,
         "layers": records,
         "patterns": source.spec,
         "pattern_origin": source.origin,
         "num_patterns": source.count,
+        "sources": source.record(),
         "batch_size": c.batch_size,
         "weights_crc32": digest,
         "config": config.to_dict(),
         "versions": versions(),
     }
-    info["fingerprint"] = fingerprint(
-        {
-            "model": model_spec,
-            "weights": digest,
-            "layers": records,
-            "patterns": source.spec,
-            "count": source.count,
-            "batch": c.batch_size,
-            "format": c.format,
-            "dtype": c.dtype,
-            "data": _array_digest(source) if patterns is not None else None,
-        }
-    )
+    parts: dict[str, Any] = {
+        "model": model_spec,
+        "weights": digest,
+        "layers": records,
+        "patterns": source.spec,
+        "count": source.count,
+        "batch": c.batch_size,
+        "format": c.format,
+        "dtype": c.dtype,
+        "data": _array_digest(source) if patterns is not None else None,
+    }
+    if source.names is not None:  # image files: a renamed or added file is another run
+        parts["sources"] = source.names
+    info["fingerprint"] = fingerprint(parts)
     out = Path(c.out)
     with RunWriter(out, info, fmt=c.format, dtype=c.dtype, overwrite=c.overwrite) as writer:
         if c.architecture and not ((out / "model.png").exists() or (out / "model.txt").exists()):

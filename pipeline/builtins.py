@@ -34,8 +34,67 @@ def seed_model() -> Any:
     return keras.Model(inputs, outputs, name="seed")
 
 
+def _init(seed: int) -> Any:
+    import keras
+
+    return keras.initializers.GlorotUniform(seed=seed)
+
+
+def cnn_model() -> Any:
+    """A small CNN on 28x28x1 images with a nested functional backbone (itself holding a nested
+    ``Sequential`` block): layers are named ``backbone/conv1``, ``backbone/block/conv2``, ..."""
+    import keras
+
+    L = keras.layers
+    block = keras.Sequential(
+        [
+            keras.Input(shape=(13, 13, 8)),
+            L.Conv2D(16, 3, activation="relu", name="conv2", kernel_initializer=_init(12)),
+            L.MaxPooling2D(2, name="pool2"),
+        ],
+        name="block",
+    )
+    image = keras.Input(shape=(28, 28, 1), name="image")
+    x = L.Conv2D(8, 3, activation="relu", name="conv1", kernel_initializer=_init(11))(image)
+    x = L.MaxPooling2D(2, name="pool1")(x)
+    x = block(x)
+    backbone = keras.Model(image, x, name="backbone")
+
+    inputs = keras.Input(shape=(28, 28, 1), name="image")
+    x = backbone(inputs)
+    x = L.Flatten(name="flatten")(x)
+    x = L.Dense(32, activation="relu", name="dense", kernel_initializer=_init(13))(x)
+    outputs = L.Dense(10, activation="softmax", name="output", kernel_initializer=_init(14))(x)
+    return keras.Model(inputs, outputs, name="cnn")
+
+
+def lstm_model() -> Any:
+    """A small LSTM over sequences of 28 steps x 28 features (an image read row by row)."""
+    import keras
+
+    L = keras.layers
+    inputs = keras.Input(shape=(28, 28), name="sequence")
+    x = L.LSTM(
+        32,
+        return_sequences=True,
+        name="lstm",
+        kernel_initializer=_init(21),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=22),
+    )(inputs)
+    x = L.LSTM(
+        16,
+        name="lstm_2",
+        kernel_initializer=_init(23),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=24),
+    )(x)
+    outputs = L.Dense(10, activation="softmax", name="output", kernel_initializer=_init(25))(x)
+    return keras.Model(inputs, outputs, name="lstm")
+
+
 MODELS: dict[str, Callable[[], Any]] = {
     "seed": seed_model,
+    "cnn": cnn_model,
+    "lstm": lstm_model,
 }
 
 

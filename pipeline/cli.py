@@ -29,13 +29,19 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("capture", help="pass patterns through a model and store layer outputs")
     p.add_argument("--config", help="TOML config file (flags override it)")
     p.add_argument("--model", help="model spec: file.keras, module:function or builtin:NAME")
-    p.add_argument("--patterns", help="pattern spec: file.npy, file.npz[:key], random:N[:SEED]")
+    p.add_argument(
+        "--patterns",
+        help="pattern spec: file.npy, file.npz[:key], IMAGE_FOLDER/, module:function, "
+        "random:N[:SEED]; several inputs: an .npz with one key per input, or one spec per "
+        "input separated by commas",
+    )
     p.add_argument("--out", help="run folder to write")
     p.add_argument("--format", choices=cfgmod.FORMATS, help="data file format (default npy)")
     p.add_argument("--dtype", choices=cfgmod.DTYPES, help="stored float type (default float32)")
     p.add_argument("--batch-size", type=int, help="patterns per forward pass (default 256)")
     p.add_argument("--select", choices=cfgmod.RULES, help="layer selection rule (default seed)")
     p.add_argument("--min-size", help="seed rule minimum HxW, e.g. 15x15")
+    p.add_argument("--min-axis", help="minimum size of each output axis, e.g. 8 or 8x8")
     p.add_argument("--include", action="append", help="keep only layers matching this name glob")
     p.add_argument("--exclude", action="append", help="drop layers matching this name glob")
     p.add_argument("--class", dest="classes", action="append", help="keep only this layer class")
@@ -90,6 +96,17 @@ def _size_pair(text: str | None, flag: str) -> tuple[int, int] | None:
         raise cfgmod.ConfigError(f"{flag}: expected AxB such as 15x15, received {text!r}") from None
 
 
+def _sizes(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        raise cfgmod.ConfigError(
+            f"{flag}: expected N or AxB such as 8x8, received {text!r}"
+        ) from None
+
+
 def load_config(path: str | None) -> Config:
     return cfgmod.load(path) if path else Config()
 
@@ -110,11 +127,13 @@ def capture_config(args: argparse.Namespace) -> Config:
         unsafe=True if args.unsafe else None,
     )
     min_size = _size_pair(args.min_size, "--min-size")
+    min_axis = _sizes(args.min_axis, "--min-axis")
     return cfgmod.override(
         cfg,
         "select",
         rule=args.select,
         min_size=list(min_size) if min_size else None,
+        min_axis=min_axis,
         include=args.include,
         exclude=args.exclude,
         classes=args.classes,
@@ -199,19 +218,25 @@ def cmd_info(args: argparse.Namespace) -> int:
 COMMANDS = {"capture": cmd_capture, "render": cmd_render, "verify": cmd_verify, "info": cmd_info}
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the moment (tests and tqdm swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def setup_logging(quiet: bool, verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     root = logging.getLogger("pipeline")
     root.setLevel(level)
-    if not any(getattr(h, "_passage", False) for h in root.handlers):
-        handler = logging.StreamHandler()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("passage: %(message)s"))
-        handler._passage = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.propagate = False
-    for h in root.handlers:
-        if getattr(h, "_passage", False):
-            h.stream = sys.stderr  # not setStream: it flushes the old one, maybe closed by now
 
 
 def main(argv: Sequence[str] | None = None) -> int:

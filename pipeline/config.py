@@ -28,6 +28,9 @@ RULES = ("seed", "all")
 class SelectConfig:
     rule: str = "seed"
     min_size: tuple[int, ...] = (15, 15)
+    # Every rule: per-pattern output axis i must be >= min_axis[i] (one value: every axis);
+    # an output with fewer axes than listed does not qualify. Empty: no limit.
+    min_axis: tuple[int, ...] = ()
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
@@ -46,6 +49,8 @@ class CaptureConfig:
     overwrite: bool = False
     unsafe: bool = False
     queue_size: int = 4
+    # Model input name -> key of the .npz archive that feeds it (several inputs).
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class TrainConfig:
     every: int = 1
     every_batches: int = 0
     seed: int = 0
+    resume: bool = True  # keep the last finished epoch in RUN/train-backup to resume after a crash
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,16 @@ def _coerce(section: str, key: str, value: Any, tp: Any) -> Any:
         if len(value) != len(args):
             raise ConfigError(f"{where}: expected a list of {len(args)} items, received {value!r}")
         return tuple(_coerce(section, key, v, a) for v, a in zip(value, args, strict=True))
+    if origin is dict:
+        key_tp, value_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f'{where}: expected a table such as {{name = "key"}}, received {value!r}'
+            )
+        return {
+            _coerce(section, key, k, key_tp): _coerce(section, key, v, value_tp)
+            for k, v in value.items()
+        }
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, received {value!r}")
@@ -152,12 +168,15 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[capture] queue_size: expected >= 1, received {c.queue_size}")
     if s.rule not in RULES:
         raise ConfigError(f"[select] rule: expected one of {RULES}, received {s.rule!r}")
-    if len(s.min_size) != 2:
+    if s.rule == "seed" and len(s.min_size) != 2:
         raise ConfigError(
-            f"[select] min_size: expected two sizes [H, W] such as [15, 15], received {list(s.min_size)}"
+            f"[select] min_size: expected a list of 2 items [H, W] for the seed rule, "
+            f"received {list(s.min_size)}"
         )
     if any(v < 0 for v in s.min_size):
         raise ConfigError(f"[select] min_size: expected sizes >= 0, received {s.min_size}")
+    if any(v < 0 for v in s.min_axis):
+        raise ConfigError(f"[select] min_axis: expected sizes >= 0, received {s.min_axis}")
     if min(r.grid) < 1:
         raise ConfigError(f"[render] grid: expected rows and columns >= 1, received {r.grid}")
     if r.vector not in ("square", "strip"):

@@ -4,6 +4,8 @@ Rules:
 - ``seed`` (the article's): per-pattern output of shape (H, W) with H > min_size[0] and
   W > min_size[1], input layers excluded.
 - ``all``: every layer with an output, input layers excluded (``min_size`` is not used).
+``min_axis`` (any rule): per-pattern output axis i must be >= ``min_axis[i]``; a single value
+applies to every axis; an output with fewer axes than listed values does not qualify.
 Then ``include`` globs keep only matching names, ``exclude`` globs drop names, ``classes`` keeps
 only those layer classes and ``exclude_classes`` drops classes.
 """
@@ -36,11 +38,23 @@ def _seed_rule(layer: LayerInfo, min_size: Sequence[int]) -> bool:
     return h > min_size[0] and w > min_size[1]  # type: ignore[operator]
 
 
+def min_axis_ok(shape: Sequence[int | None], min_axis: Sequence[int]) -> bool:
+    """Does every axis of ``shape`` reach its minimum (see the module docstring)?"""
+    if not min_axis:
+        return True
+    limits = list(min_axis) * len(shape) if len(min_axis) == 1 else list(min_axis)
+    if len(shape) < len(limits):
+        return False
+    return all(v is None or v >= m for v, m in zip(shape, limits, strict=False))
+
+
 def matches(layer: LayerInfo, cfg: SelectConfig) -> bool:
     """Does ``layer`` qualify under ``cfg``?"""
     if layer.is_input:
         return False
     if cfg.rule == "seed" and not _seed_rule(layer, cfg.min_size):
+        return False
+    if not min_axis_ok(layer.shape, cfg.min_axis):
         return False
     if cfg.include and not any(fnmatchcase(layer.name, g) for g in cfg.include):
         return False
@@ -56,6 +70,8 @@ def describe_rule(cfg: SelectConfig) -> str:
         text = f"seed rule: output (H, W) with H > {cfg.min_size[0]} and W > {cfg.min_size[1]}"
     else:
         text = "all layers"
+    if cfg.min_axis:
+        text += f", min_axis={list(cfg.min_axis)}"
     for label, values in (
         ("include", cfg.include),
         ("exclude", cfg.exclude),
@@ -76,6 +92,6 @@ def select_layers(layers: Sequence[LayerInfo], cfg: SelectConfig) -> list[LayerI
         )
         raise SelectionError(
             f"no layer qualifies under the {describe_rule(cfg)}. Layers and per-pattern output "
-            f"shapes: {listing}. Try --select all, or a smaller min_size"
+            f"shapes: {listing}. Try --select all, or a smaller --min-size / --min-axis"
         )
     return chosen

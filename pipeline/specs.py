@@ -2,7 +2,9 @@
 
 Model: ``path.keras`` / ``path.h5``, ``module:function`` (module importable or a ``.py``
 path), or ``builtin:NAME``. Patterns: ``file.npy`` (memory-mapped, no pickles),
-``file.npz:key``, ``random:N[:SEED]`` (uniform [0, 1), deterministic).
+``file.npz[:key]`` (one key per input for several inputs), a folder of PNG/JPEG images,
+``module:function`` (an iterable of batches, e.g. a ``tf.data`` pipeline), ``random:N[:SEED]``
+(uniform [0, 1), deterministic), or one spec per input separated by commas.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import importlib.util
 import logging
 import sys
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +105,10 @@ class PatternSource:
     """Patterns to pass through a model, produced batch by batch.
 
     ``arrays`` holds one array-like per model input (memory-mapped files stay on disk);
-    ``generate`` replaces them for synthetic sources. ``names`` labels each pattern's origin.
+    ``reader(first, size)`` replaces them for lazy sources (image folders, one source per
+    input); neither: seeded random patterns. ``kind`` and ``names`` say where each pattern came
+    from: ``names[i]`` labels pattern i (image file names); ``None`` means pattern i is row i of
+    ``origin``.
     """
 
     spec: str
@@ -112,6 +117,9 @@ class PatternSource:
     arrays: list[Any] = field(default_factory=list)
     seed: int | None = None
     origin: str = ""
+    kind: str = "rows"
+    names: list[str] | None = None
+    reader: Callable[[int, int], list[np.ndarray]] | None = None
 
     def batches(self, batch_size: int, start: int = 0) -> Iterator[tuple[int, list[np.ndarray]]]:
         """Yield ``(first, [array per input])`` from ``start`` in order."""
@@ -119,9 +127,21 @@ class PatternSource:
             yield first, self.batch(first, min(batch_size, self.count - first))
 
     def batch(self, first: int, size: int) -> list[np.ndarray]:
+        if self.reader is not None:
+            return self.reader(first, size)
         if self.arrays:
             return [np.asarray(a[first : first + size]) for a in self.arrays]
         return [self._random(first, size)]
+
+    def label(self, index: int) -> str:
+        """Where pattern ``index`` came from: a file name, or ``origin[row]``."""
+        if self.names is not None:
+            return self.names[index]
+        return f"{self.origin}[{index}]"
+
+    def record(self) -> dict[str, Any]:
+        """What run.json keeps of the sources (``sources`` key)."""
+        return {"kind": self.kind, "origin": self.origin, "names": self.names}
 
     def _random(self, first: int, size: int) -> np.ndarray:
         # One float64 per value from PCG64, so skipping ahead is exact: pattern i is the same
@@ -155,7 +175,7 @@ def _parse_random(spec: str, shapes: Sequence[tuple[int | None, ...]]) -> Patter
             f"pattern spec {spec!r}: the model input shape {shape} has an unknown size; "
             "random patterns need a fixed shape"
         )
-    return PatternSource(spec, count, [tuple(shape)], seed=seed, origin="random")  # type: ignore[arg-type]
+    return PatternSource(spec, count, [tuple(shape)], seed=seed, origin="random", kind="random")  # type: ignore[arg-type]
 
 
 def _load_npy(path: Path, spec: str) -> np.ndarray:
@@ -169,20 +189,59 @@ def _load_npy(path: Path, spec: str) -> np.ndarray:
         raise PatternError(f"pattern file {path} cannot be read: {exc}") from exc
 
 
-def _load_npz(path: Path, key: str | None, spec: str) -> np.ndarray:
+def _npz_keys(
+    keys: list[str], key: str | None, names: Sequence[str], key_map: Mapping[str, str], spec: str
+) -> list[str]:
+    """Which archive key feeds each model input."""
+    if key is not None:
+        if len(names) != 1:
+            raise SpecError(
+                f"pattern spec {spec!r}: one key feeds one input, but the model has inputs "
+                f"{list(names)}; drop ':{key}' and name a key per input in [capture] inputs, "
+                "or store one key per input name"
+            )
+        return [key]
+    unknown = sorted(set(key_map) - set(names))
+    if unknown:
+        raise SpecError(
+            f"[capture] inputs names {unknown}, which are not model inputs; expected names "
+            f"from {list(names)}"
+        )
+    if len(names) == 1 and not key_map:
+        if names[0] in keys:
+            return [names[0]]
+        if len(keys) != 1:
+            raise SpecError(
+                f"pattern spec {spec!r}: the archive holds {keys}; name one as '{spec}:KEY'"
+            )
+        return keys
+    chosen = [key_map.get(n, n) for n in names]
+    missing = [f"{n} -> {k}" for n, k in zip(names, chosen, strict=True) if k not in keys]
+    if missing:
+        raise SpecError(
+            f"pattern spec {spec!r}: expected one key per model input ({', '.join(missing)} not "
+            f"found); the archive holds {keys}. Store a key named after each input, or map input "
+            'names to keys in [capture] inputs = {NAME = "KEY"}'
+        )
+    return chosen
+
+
+def _load_npz(
+    path: Path,
+    key: str | None,
+    spec: str,
+    names: Sequence[str] = ("input",),
+    key_map: Mapping[str, str] | None = None,
+) -> list[np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = list(npz.keys())
-            if key is None:
-                if len(keys) != 1:
-                    raise SpecError(
-                        f"pattern spec {spec!r}: the archive holds {keys}; name one as '{path}:KEY'"
-                    )
-                key = keys[0]
-            if key not in keys:
+            if key is not None and key not in keys:
                 raise SpecError(f"pattern spec {spec!r}: no key {key!r}; the archive holds {keys}")
-            return npz[key]
+            return [npz[k] for k in _npz_keys(keys, key, names, key_map or {}, spec)]
     except (ValueError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, SpecError):
+            raise
         raise PatternError(f"pattern file {path} cannot be read: {exc}") from exc
 
 
@@ -198,46 +257,148 @@ def check_shapes(
             )
 
 
-def load_patterns(spec: str, input_shapes: Sequence[tuple[int | None, ...]]) -> PatternSource:
-    """Resolve a pattern spec for a model whose inputs have ``input_shapes`` (per pattern)."""
-    if spec.startswith("random:"):
-        source = _parse_random(spec, input_shapes)
-    else:
-        path_text, _, key = spec.partition(":") if ".npz:" in spec else (spec, "", "")
-        path = Path(path_text)
-        if not path.exists():
-            raise PatternError(f"pattern file not found: {path}")
-        if path.is_dir():
-            raise SpecError(
-                f"pattern spec {spec!r} is a folder; expected a file.npy, file.npz[:key] or "
-                "random:N[:SEED] (folders of images are not a pattern source yet)"
-            )
-        if path.suffix == ".npy":
-            arr = _load_npy(path, spec)
-        elif path.suffix == ".npz":
-            arr = _load_npz(path, key or None, spec)
-        else:
-            raise SpecError(
-                f"pattern spec {spec!r}: expected file.npy, file.npz[:key] or random:N[:SEED]"
-            )
+def _check_arrays(spec: str, arrays: Sequence[np.ndarray]) -> None:
+    for arr in arrays:
         if arr.dtype.kind not in "biuf":
             raise PatternError(
                 f"patterns {spec!r} have dtype {arr.dtype}; expected numbers (int, bool, float)"
             )
         if arr.ndim < 1:
             raise PatternError(f"patterns {spec!r} are a scalar; expected (N, *input_shape)")
-        source = PatternSource(
-            spec, int(arr.shape[0]), [tuple(arr.shape[1:])], arrays=[arr], origin=str(path)
+    counts = {int(a.shape[0]) for a in arrays}
+    if len(counts) > 1:
+        raise PatternError(
+            f"patterns {spec!r}: the inputs hold different pattern counts {sorted(counts)}; "
+            "expected the same count for every input"
         )
+    for arr in arrays:
         if arr.dtype != np.float32:
             log.info(
-                "patterns %s have dtype %s; they are cast to float32 batch by batch",
+                "patterns %s have dtype %s; they are cast to the input dtype batch by batch",
                 spec,
                 arr.dtype,
             )
+
+
+def _is_generator_spec(spec: str) -> bool:
+    module, sep, attr = spec.rpartition(":")
+    return bool(sep and module and attr.isidentifier() and not Path(spec).exists())
+
+
+def _load_one(
+    spec: str,
+    shapes: Sequence[tuple[int | None, ...]],
+    names: Sequence[str],
+    key_map: Mapping[str, str],
+) -> PatternSource:
+    """One spec feeding every input in ``names``."""
+    from . import sources
+
+    if spec.startswith("random:"):
+        return _parse_random(spec, shapes)
+    path_text, _, key = spec.partition(":") if ".npz:" in spec else (spec, "", "")
+    path = Path(path_text)
+    if path.is_dir():
+        if len(shapes) != 1:
+            raise SpecError(
+                f"pattern spec {spec!r}: an image folder feeds one input; the model has inputs "
+                f"{list(names)}. Give one spec per input separated by commas "
+                "('a_images/,b.npy'), or an .npz with one key per input"
+            )
+        return sources.image_folder(path, shapes[0], spec)
+    if not path.exists():
+        if path.suffix not in (".npy", ".npz") and _is_generator_spec(spec):
+            return sources.from_generator(spec, shapes, names)
+        raise PatternError(f"pattern file not found: {path}")
+    if path.suffix == ".npy":
+        if len(shapes) != 1:
+            raise SpecError(
+                f"pattern spec {spec!r}: an .npy file feeds one input; the model has inputs "
+                f"{list(names)}. Use an .npz with one key per input, or one spec per input "
+                "separated by commas"
+            )
+        arrays = [_load_npy(path, spec)]
+    elif path.suffix == ".npz":
+        arrays = _load_npz(path, key or None, spec, names, key_map)
+    else:
+        raise SpecError(
+            f"pattern spec {spec!r}: expected file.npy, file.npz[:key], an image folder, "
+            "module:function or random:N[:SEED]"
+        )
+    _check_arrays(spec, arrays)
+    return PatternSource(
+        spec,
+        int(arrays[0].shape[0]),
+        [tuple(a.shape[1:]) for a in arrays],
+        arrays,
+        origin=str(path),
+    )
+
+
+def _combine(spec: str, parts: Sequence[PatternSource]) -> PatternSource:
+    """One source per input (a comma-separated spec) as one source."""
+    counts = [p.count for p in parts]
+    if len(set(counts)) != 1:
+        raise PatternError(
+            f"patterns {spec!r}: the per-input sources hold {counts} patterns; expected the "
+            "same count for every input"
+        )
+
+    def read(first: int, size: int) -> list[np.ndarray]:
+        return [x for p in parts for x in p.batch(first, size)]
+
+    names = None
+    if any(p.names is not None for p in parts):
+        names = [",".join(p.label(i) for p in parts) for i in range(counts[0])]
+    return PatternSource(
+        spec,
+        counts[0],
+        [s for p in parts for s in p.shapes],
+        origin=",".join(p.origin for p in parts),
+        kind="+".join(p.kind for p in parts),
+        names=names,
+        reader=read,
+    )
+
+
+def load_patterns(
+    spec: str,
+    input_shapes: Sequence[tuple[int | None, ...]],
+    input_names: Sequence[str] | None = None,
+    key_map: Mapping[str, str] | None = None,
+) -> PatternSource:
+    """Resolve a pattern spec for a model whose inputs have ``input_shapes`` (per pattern).
+
+    For several inputs: an ``.npz`` with one key per input (named after the input, or mapped
+    by ``key_map`` {input name: key}), a ``module:function`` yielding one array per input, or
+    one spec per input separated by commas (``images/,meta.npy``).
+    """
+    names = (
+        list(input_names)
+        if input_names is not None
+        else [f"input_{i}" for i in range(len(input_shapes))]
+    )
+    key_map = dict(key_map or {})
+    parts = [p.strip() for p in spec.split(",")] if "," in spec else [spec]
+    if len(parts) > 1:
+        if len(parts) != len(input_shapes):
+            raise PatternError(
+                f"pattern spec {spec!r} names {len(parts)} sources; the model has "
+                f"{len(input_shapes)} inputs {names}: expected one source per input"
+            )
+        source = _combine(
+            spec,
+            [
+                _load_one(p, [s], [n], {n: key_map[n]} if n in key_map else {})
+                for p, s, n in zip(parts, input_shapes, names, strict=True)
+            ],
+        )
+    else:
+        source = _load_one(spec, input_shapes, names, key_map)
     if len(source.shapes) != len(input_shapes):
         raise PatternError(
-            f"patterns {spec!r} feed {len(source.shapes)} input(s); the model has {len(input_shapes)}"
+            f"patterns {spec!r} feed {len(source.shapes)} input(s); the model has "
+            f"{len(input_shapes)} {names}"
         )
     check_shapes(spec, source.shapes, input_shapes)
     if source.count == 0:

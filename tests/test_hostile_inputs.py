@@ -178,7 +178,7 @@ def test_keras_file_with_lambda_needs_unsafe(
         ("[capture]\noverwrite = 1\n", "[capture] overwrite: expected true or false, received 1"),
         ("[capture]\ncolour = 1\n", "unknown config key [capture] 'colour'; expected one of:"),
         ("[captur]\nout = 'x'\n", "unknown config section [captur]; expected one of:"),
-        ("[select]\nmin_size = [15]\n", "[select] min_size: expected two sizes [H, W]"),
+        ("[select]\nmin_size = [15]\n", "[select] min_size: expected a list of 2 items [H, W]"),
         ("[capture]\nbatch_size = 0\n", "[capture] batch_size: expected >= 1, received 0"),
         ("[capture\n", "is not valid TOML"),
     ],

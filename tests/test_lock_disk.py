@@ -196,6 +196,7 @@ def test_full_disk_then_read_only_then_resume(
     assert all(now[p] == ident for p, ident in kept.items())  # nothing written twice
 
 
+@pytest.mark.slow
 def test_file_size_limit_fails_cleanly_and_the_rerun_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -312,6 +313,7 @@ RACER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stale", [False, True])
 def test_writers_started_together_never_share_the_lock(tmp_path: Path, stale: bool) -> None:
     """Processes that start at the same instant (on a free run, or on a dead owner's lock):

@@ -153,6 +153,11 @@ def render(
     if not epochs:
         raise RenderError(f"run {run.path} holds no captured data yet; run `passage capture` first")
     last = epochs[-1]
+    if run.is_training:
+        from .training import complete_keys
+
+        # A training killed in the middle of a record leaves it partial: draw the last whole one.
+        last = (complete_keys(run) or [last])[-1]
     grids = draw_grids(run, out_dir, indices, last, opts, workers, quiet)
     report.pages += grids.pages
     report.problems.extend(grids.problems)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import DamagedDataError, PassageError, RenderError
 from ..store import Run
@@ -38,6 +39,7 @@ class Cell:
     vmin: float | None = None
     vmax: float | None = None
     problem: str | None = None
+    labels: tuple[tuple[int, int, str], ...] = ()  # (row, col, text) in image pixels
 
 
 @dataclass
@@ -85,6 +87,8 @@ class PagePainter:
         self.axes = list(self.fig.subplots(opts.rows, opts.cols, squeeze=False).ravel())
         self.images: list[Any] = [None] * len(self.axes)
         self.texts: list[Any] = [None] * len(self.axes)
+        self.label_keys: list[tuple[tuple[int, int, str], ...]] = [()] * len(self.axes)
+        self.label_artists: list[list[Any]] = [[] for _ in self.axes]
         self.cmap = matplotlib.colormaps.get_cmap(opts.cmap).with_extremes(bad="white")
         self._suptitle = None
 
@@ -123,6 +127,8 @@ class PagePainter:
                 )
                 ax.set_xticks([])
                 ax.set_yticks([])
+            for t in self.label_artists[i]:
+                t.set_visible(False)
             self.texts[i].set_text(f"NOT DRAWN\n{cell.problem or 'no data'}")
             self.texts[i].set_visible(True)
             ax.set_title(cell.title, color=MARK_COLOR, fontsize="medium")
@@ -150,11 +156,46 @@ class PagePainter:
                 interpolation="nearest",
                 aspect=layout.aspect_for(image.shape),
             )
+            for axis in (ax.xaxis, ax.yaxis):  # pixel indices, never -0.5, 0.0, 0.5 ...
+                axis.set_major_locator(MaxNLocator(integer=True))
+            self.label_keys[i] = ((-1, -1, ""),)  # a new image: draw its labels (and ticks) anew
         else:
             im.set_data(image)
             im.set_clim(vmin, vmax)
             im.set_visible(True)
         ax.set_title(cell.title, color="black", fontsize="medium")
+        self._draw_labels(i, ax, cell.labels)
+
+    def _draw_labels(self, i: int, ax: Any, labels: tuple[tuple[int, int, str], ...]) -> None:
+        """Channel index labels at each mosaic tile's top-left corner (kept while unchanged)."""
+        if labels == self.label_keys[i]:
+            for t in self.label_artists[i]:
+                t.set_visible(True)
+            return
+        for t in self.label_artists[i]:
+            t.remove()
+        from matplotlib import patheffects
+
+        outline = [patheffects.withStroke(linewidth=1.5, foreground="black")]
+        size = 7 if len(labels) <= 36 else 5
+        if labels:  # mosaic pixel ticks mean nothing: tiles carry their channel index
+            ax.set_xticks([])
+            ax.set_yticks([])
+        self.label_artists[i] = [
+            ax.text(
+                col - 0.5,
+                row - 0.5,
+                text,
+                color="white",
+                fontsize=size,
+                ha="left",
+                va="top",
+                path_effects=outline,
+                clip_on=True,
+            )
+            for row, col, text in labels
+        ]
+        self.label_keys[i] = labels
 
 
 class ChunkCache:
@@ -196,7 +237,6 @@ def layer_cell(
     """The cell of one layer for one pattern; a damaged file becomes a marked cell (recorded in
     ``report``), or, with ``opts.strict``, a RenderError."""
     rec = cache.run.layer(layer)
-    title = layout.cell_title(layer, rec.shape)
     try:
         data = cache.get(layer, pattern, epoch)
     except PassageError as exc:
@@ -210,10 +250,21 @@ def layer_cell(
             report.problems.append(f"pattern {pattern}, layer {layer!r}: {reason}{where}")
             if isinstance(exc, DamagedDataError):
                 report.damaged.setdefault(exc.path, str(exc))
-        return Cell(title, problem=reason)
+        return Cell(layout.cell_title(layer, rec.shape), problem=reason)
+    shape = data.shape  # the stored shape: run.json may hold None for free-size models
     return Cell(
-        title, image=layout.to_image(np.asarray(data, np.float32), opts.vector, opts.max_channels)
+        layout.cell_title(layer, shape, opts.max_channels),
+        image=layout.to_image(np.asarray(data, np.float32), opts.vector, opts.max_channels),
+        labels=tuple(layout.channel_labels(shape, opts.max_channels)),
     )
+
+
+def _remove_stale_pages(folder: Path, n_pages: int) -> None:
+    """Drop pages left by an earlier render with a smaller grid (one stat when there are none)."""
+    k = n_pages
+    while (stale := folder / f"{k}.png").exists():
+        stale.unlink()
+        k += 1
 
 
 def draw_patterns(
@@ -222,6 +273,7 @@ def draw_patterns(
     """Write ``out/pattern-<i>/<page>.png`` for each pattern in ``patterns``."""
     report = DrawReport()
     layers = run.layers
+    names = (run.info.get("sources") or {}).get("names")  # image file names, when any
     page_cells = layout.pages(len(layers), opts.rows, opts.cols)
     painters = [PagePainter(opts) for _ in page_cells]
     cache = ChunkCache(run)
@@ -229,13 +281,15 @@ def draw_patterns(
         for p in patterns:
             cells = [layer_cell(cache, name, p, epoch, opts, report) for name in layers]
             for page_index, (painter, idx) in enumerate(zip(painters, page_cells, strict=True)):
-                title = f"pattern {p}" + ("" if epoch is None else f", epoch {epoch}")
+                title = f"pattern {p}" + (f" ({names[p]})" if names else "")
+                title += "" if epoch is None else f", epoch {epoch}"
                 if len(page_cells) > 1:
                     title += f" (page {page_index + 1}/{len(page_cells)})"
                 painter.draw(
                     [cells[i] for i in idx], out / f"pattern-{p}" / f"{page_index}.png", title
                 )
                 report.pages += 1
+            _remove_stale_pages(out / f"pattern-{p}", len(page_cells))
     finally:
         for painter in painters:
             painter.fig.clear()

@@ -65,12 +65,18 @@ def tile_origins(
     return [(divmod(k, cols)[0] * (h + pad), divmod(k, cols)[1] * (w + pad)) for k in range(c)]
 
 
+def reduce_volume(arr: np.ndarray) -> np.ndarray:
+    """(D, H, W, C) volume -> (H, W, C): the mean over depth D (each channel's average slice)."""
+    return np.asarray(arr).mean(axis=0)
+
+
 def to_image(arr: np.ndarray, vector: str = "square", max_channels: int = 64) -> np.ndarray:
     """Any per-pattern output as one 2-D image.
 
-    rank 0 -> 1x1; (N,) -> ``vector_image``; (H, W) as is (sequences (T, F) too);
-    (H, W, C) -> channel mosaic; (D, H, W, C) -> mean over D, then mosaic; higher ranks are
-    flattened to (first axis, rest).
+    rank 0 -> 1x1; (N,) -> ``vector_image`` (near-square padded with NaN, or a 1xN strip);
+    (H, W) as is (a (T, F) sequence: time down, features across); (H, W, C) -> channel
+    mosaic of the first ``max_channels`` channels; (D, H, W, C) -> mean over D
+    (``reduce_volume``), then mosaic; higher ranks are flattened to (first axis, rest).
     """
     a = np.asarray(arr)
     if a.ndim == 0:
@@ -82,8 +88,31 @@ def to_image(arr: np.ndarray, vector: str = "square", max_channels: int = 64) ->
     if a.ndim == 3:
         return channel_mosaic(a, max_channels)
     if a.ndim == 4:
-        return channel_mosaic(a.mean(axis=0), max_channels)
+        return channel_mosaic(reduce_volume(a), max_channels)
     return a.reshape(a.shape[0], -1)
+
+
+def channel_labels(
+    shape: Sequence[int], max_channels: int = 64, pad: int = 1
+) -> list[tuple[int, int, str]]:
+    """(row, col, text) of the channel index label of each mosaic tile, for outputs of rank 3
+    (H, W, C) and 4 (D, H, W, C); empty for other ranks (no tiles)."""
+    if len(shape) not in (3, 4):
+        return []
+    h, w, c = (int(v) for v in shape[-3:])
+    return [(r, q, str(k)) for k, (r, q) in enumerate(tile_origins((h, w, c), max_channels, pad))]
+
+
+def rank_note(shape: Sequence[int], max_channels: int = 64) -> str:
+    """What a cell shows beyond the raw array, for its title ('' when nothing to say)."""
+    notes = []
+    if len(shape) == 4:
+        notes.append(f"mean over D={int(shape[0])}")
+    if len(shape) in (3, 4) and int(shape[-1]) > max_channels:
+        notes.append(f"channels 0-{max_channels - 1} of {int(shape[-1])}")
+    if len(shape) > 4:
+        notes.append("flattened")
+    return ", ".join(notes)
 
 
 def aspect_for(image_shape: tuple[int, ...], limit: float = 8.0) -> str:
@@ -93,13 +122,17 @@ def aspect_for(image_shape: tuple[int, ...], limit: float = 8.0) -> str:
     return "auto" if ratio > limit else "equal"
 
 
-def shape_label(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(int(v)) for v in shape) + ("," if len(shape) == 1 else "") + ")"
+def shape_label(shape: Sequence[int | None]) -> str:
+    text = ", ".join("None" if v is None else str(int(v)) for v in shape)
+    return "(" + text + ("," if len(shape) == 1 else "") + ")"
 
 
-def cell_title(name: str, shape: Sequence[int]) -> str:
-    """The article's cell title: layer name and per-pattern output shape."""
-    return f"{name} {shape_label(shape)}"
+def cell_title(name: str, shape: Sequence[int | None], max_channels: int | None = None) -> str:
+    """The article's cell title: layer name and per-pattern output shape (plus, given
+    ``max_channels``, a note on a reduced volume or a truncated mosaic)."""
+    title = f"{name} {shape_label(shape)}"
+    note = rank_note(shape, max_channels) if max_channels is not None else ""
+    return f"{title}\n{note}" if note else title
 
 
 def parse_grid(text: str) -> tuple[int, int]:

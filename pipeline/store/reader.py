@@ -86,6 +86,25 @@ class Run:
         return int(self.info.get("num_patterns", 0))
 
     @property
+    def sources(self) -> list[str]:
+        """Where each pattern came from, by pattern index: an image file name, or
+        ``origin[row]`` for rows of an array file, a generator or random patterns."""
+        rec = self.info.get("sources") or {}
+        names = rec.get("names")
+        if names is not None:
+            return [str(n) for n in names]
+        origin = rec.get("origin", self.info.get("pattern_origin", ""))
+        return [f"{origin}[{i}]" for i in range(self.num_patterns)]
+
+    def source(self, pattern: int) -> str:
+        """Where pattern ``pattern`` came from (see ``sources``)."""
+        if not 0 <= pattern < self.num_patterns:
+            raise NotInRunError(
+                f"pattern {pattern} is out of range; run {self.path} holds {self.num_patterns}"
+            )
+        return self.sources[pattern]
+
+    @property
     def epochs(self) -> list[int | None]:
         """Recorded epochs, sorted; ``[None]`` in batch mode."""
         found = {e.epoch for e in self.entries}

@@ -1,0 +1,142 @@
+"""Render the pictures of a training run (records keyed by epoch or step):
+
+- ``evolution/pattern-<p>/<layer dir>.png``: per watched pattern and layer, one cell per record;
+- ``animation/pattern-<p>.gif`` (and ``.mp4`` with ffmpeg): the pattern's whole passage, one
+  frame per record;
+- ``stats.png``: per layer over the records, mean / std / fraction of zeros, beside the loss and
+  accuracy curves.
+
+Data files are read one at a time (memory-mapped), in record order, and only the rows of the
+patterns being drawn are kept, in groups that fit ``MEMORY_BUDGET``. Color scales come from the
+manifest's min/max, so they cost no extra pass over the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import PassageError, RenderError
+from ..store import Run
+from . import layout, timeline
+from .animate import Animator, ffmpeg_available
+from .evolution import EvolutionPainter
+from .grids import DrawReport, GridOptions
+from .stats import draw_stats
+
+log = logging.getLogger(__name__)
+
+MEMORY_BUDGET = 256 << 20
+Images = dict[tuple[str, int, int], np.ndarray]
+
+
+def complete_keys(run: Run) -> list[int]:
+    """Records that hold every layer for every pattern (a training killed in the middle of a
+    record leaves that record partial; it is left out)."""
+    keys = []
+    for key in run.epochs:
+        if key is None:
+            continue
+        if all(
+            sum(e.count for e in run.chunks(layer, key)) >= run.num_patterns for layer in run.layers
+        ):
+            keys.append(key)
+        else:
+            log.info("record %s of %s is incomplete (interrupted); it is not drawn", key, run.path)
+    return keys
+
+
+def gather(
+    run: Run,
+    keys: Sequence[int],
+    patterns: Sequence[int],
+    opts: GridOptions,
+    report: DrawReport,
+    stats: dict[tuple[str, int], timeline.LayerStats] | None = None,
+) -> Images:
+    """Images of ``patterns`` for every (layer, record), reading one data file at a time; with
+    ``stats``, also accumulate each (layer, record)'s statistics over all watched patterns."""
+    images: Images = {}
+    wanted = sorted(patterns)
+    for key in keys:
+        for layer in run.layers:
+            for entry in run.chunks(layer, key):
+                end = entry.first + entry.count
+                rows = [p for p in wanted if entry.first <= p < end]
+                if not rows and stats is None:
+                    continue
+                try:
+                    arr = run.load(entry)
+                    if stats is not None:
+                        stats.setdefault((layer, key), timeline.LayerStats()).add(arr)
+                    for p in rows:
+                        images[(layer, key, p)] = layout.to_image(
+                            np.asarray(arr[p - entry.first], np.float32),
+                            opts.vector,
+                            opts.max_channels,
+                        )
+                except PassageError as exc:
+                    if opts.strict:
+                        raise RenderError(f"{entry.path}: {exc}") from exc
+                    report.problems.append(f"{entry.path}: {exc}")
+    return images
+
+
+def render_training(
+    run: Run, out: Path, indices: Sequence[int], opts: GridOptions, quiet: bool = False
+) -> DrawReport:
+    """Draw evolution sheets, animations and stats.png of a training run into ``out``."""
+    report = DrawReport()
+    keys = complete_keys(run)
+    if not keys:
+        report.problems.append(f"run {run.path} holds no complete record yet")
+        return report
+    layers = run.layers
+    tl = timeline.Timeline.from_run(run.info, run.metrics())
+    limits = timeline.layer_limits((e for e in run.entries if e.epoch in set(keys)), layers)
+    labels = [tl.label(k) for k in keys]
+    per_pattern = 4 * len(keys) * sum(math.prod(rec.shape) for rec in run.layer_records)
+    groups = timeline.pattern_groups(len(indices), per_pattern, MEMORY_BUDGET) or [range(0)]
+    stats: dict[tuple[str, int], timeline.LayerStats] = {}
+    evolution = EvolutionPainter(len(keys), opts)
+    titles = [layout.cell_title(rec.name, rec.shape) for rec in run.layer_records]
+    animator = Animator(titles, [limits[name] for name in layers], opts.cmap)
+    mp4 = ffmpeg_available()
+    bar = tqdm(total=len(indices), unit="pattern", desc="evolution", disable=quiet)
+    try:
+        for n, group in enumerate(groups):
+            patterns = [indices[i] for i in group]
+            images = gather(run, keys, patterns, opts, report, stats if n == 0 else None)
+            for p in patterns:
+                name = timeline.pattern_label(run.info, p)
+                for rec in run.layer_records:
+                    evolution.draw(
+                        out / "evolution" / f"pattern-{p}",
+                        rec.dir,
+                        f"{name} · {layout.cell_title(rec.name, rec.shape)}",
+                        labels,
+                        [images.get((rec.name, k, p)) for k in keys],
+                        limits[rec.name],
+                    )
+                    report.pages += 1
+                frames = [[images.get((layer, k, p)) for layer in layers] for k in keys]
+                animator.write(
+                    out / "animation" / f"pattern-{p}.gif",
+                    frames,
+                    [tl.frame_title(name, k) for k in keys],
+                    mp4=mp4,
+                )
+                report.pages += 1
+                bar.update(1)
+    finally:
+        bar.close()
+        evolution.close()
+        animator.close()
+    draw_stats(out / "stats.png", layers, keys, stats, tl, dpi=opts.dpi)
+    report.pages += 1
+    return report

@@ -1,0 +1,243 @@
+"""Pattern sources beyond arrays: a folder of images and ``module:function`` generators.
+
+Image folder: every ``.png``/``.jpg``/``.jpeg`` file directly inside the folder, sorted by file
+name (a stable order, recorded in run.json), read lazily batch by batch with Pillow, converted
+to grayscale for an input of shape (H, W) or (H, W, 1) and to RGB for (H, W, 3), resized to
+(H, W) with bilinear filtering and scaled from 0..255 to [0, 1] float32. Other files are
+skipped; a folder without images is an error.
+
+Generator: ``module:function`` (module importable or a ``path/to/file.py``) called with no
+arguments, returning an iterable of batches, e.g. a ``tf.data.Dataset``. A batch is an array
+(one input), a list/tuple with one array per input, a dict {input name: array}, or an
+``(x, y)`` / ``(x, y, weights)`` tuple whose ``x`` is one of those. The iterable is read once,
+batch by batch, into a temporary file per input that is then memory-mapped (the capture loop
+needs random access to resume), so memory stays bounded by one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import PassageError, PatternError, SpecError
+from .specs import PatternSource, load_callable
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files of ``folder`` in stable (sorted by name) order."""
+    files = sorted(
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not images:
+        found = ", ".join(p.name for p in files[:5]) + (" ..." if len(files) > 5 else "")
+        raise PatternError(
+            f"pattern folder {folder} holds no PNG/JPEG images (found: {found or 'nothing'}); "
+            "expected a folder of .png/.jpg files, or give an .npy/.npz file"
+        )
+    skipped = len(files) - len(images)
+    if skipped:
+        log.info("pattern folder %s: skipping %d file(s) that are not images", folder, skipped)
+    return images
+
+
+def _image_mode(shape: tuple[int | None, ...], spec: str) -> tuple[int, int, str, bool]:
+    """(H, W, Pillow mode, keep a channel axis) for an input of per-pattern ``shape``."""
+    if len(shape) == 2:
+        h, w, c = shape[0], shape[1], None
+    elif len(shape) == 3:
+        h, w, c = shape
+    else:
+        raise PatternError(
+            f"pattern spec {spec!r}: images feed an input of shape (H, W) or (H, W, C); the "
+            f"model input expects {tuple(shape)}"
+        )
+    if h is None or w is None:
+        raise PatternError(
+            f"pattern spec {spec!r}: the model input shape {tuple(shape)} has an unknown "
+            "height or width; images need a fixed size to be resized to"
+        )
+    modes = {None: "L", 1: "L", 3: "RGB", 4: "RGBA"}
+    if c not in modes:
+        raise PatternError(
+            f"pattern spec {spec!r}: images have 1, 3 or 4 channels; the model input expects "
+            f"{c} channels {tuple(shape)}"
+        )
+    return int(h), int(w), modes[c], c is not None
+
+
+def read_image(path: Path, h: int, w: int, mode: str) -> np.ndarray:
+    """One image as float32 in [0, 1], shape (h, w) or (h, w, channels)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert(mode)
+            if img.size != (w, h):
+                img = img.resize((w, h), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise PatternError(
+            f"image {path} cannot be read ({exc}); expected a PNG or JPEG file, remove or "
+            "replace it"
+        ) from exc
+    return arr
+
+
+def image_folder(folder: Path, shape: tuple[int | None, ...], spec: str) -> PatternSource:
+    """A lazy source over the images of ``folder`` for one input of per-pattern ``shape``."""
+    h, w, mode, channel_axis = _image_mode(shape, spec)
+    files = image_files(folder)
+
+    def read(first: int, size: int) -> list[np.ndarray]:
+        batch = np.stack([read_image(p, h, w, mode) for p in files[first : first + size]])
+        if channel_axis and batch.ndim == 3:
+            batch = batch[..., None]
+        return [batch]
+
+    out_shape = (h, w, 1 if mode == "L" else len(mode)) if channel_axis else (h, w)
+    return PatternSource(
+        spec,
+        len(files),
+        [out_shape],
+        origin=str(folder),
+        kind="images",
+        names=[p.name for p in files],
+        reader=read,
+    )
+
+
+def _as_inputs(batch: Any, names: Sequence[str], where: str) -> list[np.ndarray]:
+    """One array per input from a generator's batch (see the module docstring)."""
+    k = len(names)
+    if isinstance(batch, Mapping):
+        missing = [n for n in names if n not in batch]
+        if missing:
+            raise PatternError(
+                f"{where}: a dict batch needs one key per model input {list(names)}; "
+                f"received keys {list(batch)}"
+            )
+        return [np.asarray(batch[n]) for n in names]
+    if isinstance(batch, (list, tuple)):
+        items = list(batch)
+        if k > 1 and len(items) == k and not any(isinstance(x, (list, tuple, dict)) for x in items):
+            return [np.asarray(x) for x in items]
+        if 2 <= len(items) <= 3:  # (x, y) or (x, y, sample_weight)
+            return _as_inputs(items[0], names, where)
+        if k == 1 and len(items) == 1:
+            return [np.asarray(items[0])]
+        raise PatternError(
+            f"{where}: a batch of {len(items)} items for a model with {k} input(s); expected one "
+            "array per input, a dict by input name, or (x, y)"
+        )
+    if k != 1:
+        raise PatternError(
+            f"{where}: a single array for a model with {k} inputs {list(names)}; expected one "
+            "array per input or a dict by input name"
+        )
+    return [np.asarray(batch)]
+
+
+class _Spill:
+    """Batches appended to one raw file per input, then memory-mapped: memory stays bounded by
+    one batch whatever the generator's length. The files are unlinked once mapped (the mapping
+    keeps the data until the source is dropped)."""
+
+    def __init__(self, k: int) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="passage-patterns-"))
+        self.files = [(self.dir / f"input{i}.raw").open("wb") for i in range(k)]
+        self.shapes: list[tuple[int, ...]] = []
+        self.dtypes: list[np.dtype] = []
+        self.count = 0
+
+    def add(self, arrays: Sequence[np.ndarray], where: str, want: Sequence[Any]) -> None:
+        for arr in arrays:
+            if arr.ndim < 1 or arr.dtype.kind not in "biuf":
+                raise PatternError(
+                    f"{where}: expected numeric arrays with a batch axis, received dtype "
+                    f"{arr.dtype} shape {arr.shape}"
+                )
+        sizes = {int(a.shape[0]) for a in arrays}
+        if len(sizes) != 1:
+            raise PatternError(f"{where}: the inputs hold different batch sizes {sorted(sizes)}")
+        if not self.shapes:
+            self.shapes = [tuple(a.shape[1:]) for a in arrays]
+            self.dtypes = [a.dtype for a in arrays]
+        got = [tuple(a.shape[1:]) for a in arrays]
+        if got != self.shapes:
+            raise PatternError(
+                f"{where}: batches differ in shape: {got} per pattern after {self.shapes}; "
+                f"expected every batch to be (n, *input_shape) with input shapes "
+                f"{[tuple(w) for w in want]}"
+            )
+        for fh, arr, dtype in zip(self.files, arrays, self.dtypes, strict=True):
+            fh.write(np.ascontiguousarray(arr, dtype=dtype).tobytes())
+        self.count += sizes.pop()
+
+    def arrays(self) -> list[np.ndarray]:
+        for fh in self.files:
+            fh.close()
+        maps = [
+            np.memmap(fh.name, dtype=d, mode="r", shape=(self.count, *shape))
+            for fh, d, shape in zip(self.files, self.dtypes, self.shapes, strict=True)
+        ]
+        self.close()
+        return maps
+
+    def close(self) -> None:
+        for fh in self.files:
+            fh.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def from_generator(
+    spec: str, shapes: Sequence[tuple[int | None, ...]], names: Sequence[str]
+) -> PatternSource:
+    """Read ``module:function``'s iterable of batches once, into one memory-mapped array per
+    input (spilled to a temporary file: memory stays bounded by one batch)."""
+    factory = load_callable(spec, "pattern")
+    try:
+        batches = factory()
+        iterator = iter(batches)
+    except TypeError as exc:
+        raise SpecError(
+            f"pattern spec {spec!r}: expected a function returning an iterable of batches "
+            f"(such as a tf.data.Dataset); {exc}"
+        ) from exc
+    except Exception as exc:
+        raise SpecError(f"pattern function {spec!r} failed: {exc}") from exc
+    spill = _Spill(len(names))
+    try:
+        for b, batch in enumerate(iterator):
+            where = f"pattern function {spec!r}, batch {b}"
+            spill.add(_as_inputs(batch, names, where), where, shapes)
+        if spill.count == 0:
+            raise PatternError(
+                f"pattern function {spec!r} yielded no patterns; expected at least one batch"
+            )
+        arrays = spill.arrays()
+    except PassageError:
+        spill.close()
+        raise
+    except Exception as exc:
+        spill.close()
+        raise SpecError(f"pattern function {spec!r} failed while iterating: {exc}") from exc
+    return PatternSource(
+        spec,
+        spill.count,
+        [tuple(a.shape[1:]) for a in arrays],
+        arrays=arrays,
+        origin=spec,
+        kind="generator",
+    )

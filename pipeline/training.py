@@ -1,0 +1,239 @@
+"""Training mode of ``passage capture``: a config with a ``[train]`` section trains the model on
+its dataset and records the watched patterns with ``CaptureCallback``.
+
+The model is compiled from ``[train]`` (optimizer, learning rate, loss, metrics) unless it comes
+compiled (a ``.keras`` file saved after ``compile``). Keras' ``BackupAndRestore`` keeps the
+model and optimizer state of the last finished epoch in ``RUN/train-backup/``, so running the
+same command after a crash, or with more ``[train] epochs``, continues the training where it
+stopped and appends to the same run; a complete run is left as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ._tf import keras_and_tf
+from .callback import CaptureCallback
+from .config import Config, TrainConfig
+from .datasets import Dataset, load_dataset, watch_indices
+from .diagram import draw_architecture
+from .errors import ConfigError, PassageError, SpecError, StoreError
+from .probe import input_shapes
+from .specs import load_model, load_patterns
+from .store import MANIFEST, RUN_JSON, Run, open_run
+from .store.manifest import read_manifest
+
+keras, _tf = keras_and_tf()
+log = logging.getLogger(__name__)
+
+BACKUP_DIR = "train-backup"
+
+
+def build_optimizer(t: TrainConfig) -> Any:
+    """The ``[train]`` optimizer, with ``learning_rate`` when it is > 0."""
+    try:
+        optimizer = keras.optimizers.get(t.optimizer)
+    except ValueError as exc:
+        raise ConfigError(
+            f"[train] optimizer: expected a Keras optimizer name such as 'adam' or 'sgd', "
+            f"received {t.optimizer!r}"
+        ) from exc
+    if t.learning_rate > 0:
+        optimizer.learning_rate = t.learning_rate
+    return optimizer
+
+
+def compile_if_needed(model: Any, t: TrainConfig) -> None:
+    if getattr(model, "compiled", False) and getattr(model, "optimizer", None) is not None:
+        log.info("model %s comes compiled; [train] optimizer/loss are not used", model.name)
+        return
+    try:
+        model.compile(optimizer=build_optimizer(t), loss=t.loss, metrics=list(t.metrics))
+    except ValueError as exc:
+        raise ConfigError(f"[train]: cannot compile the model: {exc}") from exc
+
+
+def watched_patterns(cfg: Config, data: Dataset, shapes: Any) -> tuple[Any, dict[str, Any]]:
+    """The watched patterns and their description for run.json."""
+    t = cfg.train
+    assert t is not None
+    if t.watch:
+        source = load_patterns(t.watch, shapes)
+        x = source.batch(0, source.count)[0]
+        return x, {"spec": t.watch}
+    idx = watch_indices(data.y, t.watch_per_class)
+    labels = [int(v) for v in data.y[idx]] if data.y.ndim == 1 else []
+    return data.x[idx], {
+        "spec": f"{t.dataset} samples {idx}",
+        "indices": idx,
+        "labels": labels,
+        "class_names": list(data.class_names),
+    }
+
+
+class EpochBar(keras.callbacks.Callback):
+    """A tqdm bar over epochs with the latest loss and accuracy."""
+
+    def __init__(self, epochs: int, initial: int, quiet: bool) -> None:
+        super().__init__()
+        self.bar = tqdm(
+            total=epochs, initial=initial, unit="epoch", desc="train", disable=quiet, leave=True
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        self.bar.set_postfix(
+            {k: f"{float(v):.4f}" for k, v in logs.items() if "loss" in k or "acc" in k}
+        )
+        self.bar.update(1)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.bar.close()
+
+
+def _recorded_keys(out: Path, fingerprint: str) -> set[int] | None:
+    """Keys recorded for every layer of the run in ``out`` when it is this run, else None."""
+    import orjson
+
+    run_json = out / RUN_JSON
+    if not run_json.is_file():
+        return None
+    try:
+        info = orjson.loads(run_json.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if info.get("fingerprint") != fingerprint:
+        return None
+    layers = [rec["name"] for rec in info.get("layers", [])]
+    found: dict[str, set[int]] = {name: set() for name in layers}
+    for e in read_manifest(out / MANIFEST).entries:
+        if e.epoch is not None and e.layer in found:
+            found[e.layer].add(e.epoch)
+    return set.intersection(*found.values()) if found else set()
+
+
+@dataclass
+class Prepared:
+    """A training as ``[train]`` describes it: model, dataset, watched patterns."""
+
+    model: Any
+    data: Dataset
+    watch: Any
+    watch_info: dict[str, Any]
+    steps_per_epoch: int
+
+
+def prepare(cfg: Config) -> Prepared:
+    """Seed, build the model, load the dataset and pick the watched patterns (not compiled)."""
+    t = cfg.train
+    if t is None:
+        raise ConfigError("training mode: expected a [train] section in the config")
+    keras.utils.set_random_seed(t.seed)
+    model = load_model(cfg.capture.model, unsafe=cfg.capture.unsafe)
+    shapes = input_shapes(model)
+    data = load_dataset(t.dataset, shapes, t.x_key, t.y_key)
+    watch, watch_info = watched_patterns(cfg, data, shapes)
+    return Prepared(model, data, watch, watch_info, math.ceil(data.count / t.batch_size))
+
+
+def capture_callback(cfg: Config, prep: Prepared, out: Path | None = None) -> CaptureCallback:
+    """The CaptureCallback ``cfg`` asks for, writing into ``out`` (default ``[capture] out``)."""
+    t, c = cfg.train, cfg.capture
+    assert t is not None
+    return CaptureCallback(
+        Path(out or c.out),
+        prep.watch,
+        select=cfg.select,
+        every=t.every,
+        every_batches=t.every_batches,
+        fmt=c.format,
+        dtype=c.dtype,
+        batch_size=c.batch_size,
+        overwrite=c.overwrite,
+        info={
+            "model": c.model,
+            "patterns": prep.watch_info["spec"],
+            "watch": prep.watch_info,
+            "dataset": {
+                "spec": t.dataset,
+                "count": prep.data.count,
+                "steps_per_epoch": prep.steps_per_epoch,
+            },
+            "config": cfg.to_dict(),
+        },
+        fingerprint_extra={"model": c.model, "dataset": t.dataset, "seed": t.seed},
+    )
+
+
+def train_and_capture(cfg: Config, quiet: bool = False) -> Run:
+    """Train ``cfg``'s model on ``[train] dataset`` and record the watched patterns."""
+    prep = prepare(cfg)
+    t, c = cfg.train, cfg.capture
+    assert t is not None
+    model, data, steps_per_epoch = prep.model, prep.data, prep.steps_per_epoch
+    out = Path(c.out)
+    callback = capture_callback(cfg, prep, out)
+    info = callback.plan(model)
+    done = _recorded_keys(out, info["fingerprint"]) if not c.overwrite else None
+    wanted = set(callback.expected_keys(t.epochs, steps_per_epoch))
+    if done is not None and wanted <= done:
+        log.info("%s is complete already (%d records); nothing to train", out, len(done))
+        return open_run(out)
+    if done and not t.resume:
+        raise StoreError(
+            f"{out} holds an unfinished training ({len(done)} record(s)) and [train] resume is "
+            "false, so it cannot be continued; expected resume = true, or pass --overwrite to "
+            "train again from the start"
+        )
+    if c.overwrite and (out / BACKUP_DIR).exists():
+        shutil.rmtree(out / BACKUP_DIR)
+    compile_if_needed(model, t)
+    callbacks: list[Any] = [callback]
+    if t.resume:
+        # Kept after a complete training too, so that raising [train] epochs continues it.
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR), delete_checkpoint=False)
+        )
+    initial = max(done) if done and callback.unit == "epoch" else 0
+    bar = EpochBar(t.epochs, initial, quiet)
+    callbacks.append(bar)
+    try:
+        # Order matters: the capture callback opens (or clears, with overwrite) the run first,
+        # then BackupAndRestore restores the last finished epoch's weights, if any.
+        history = model.fit(
+            data.x,
+            data.y,
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    except PassageError:
+        raise
+    except (ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpecError(f"training failed: {first}") from exc
+    finally:
+        callback.close()
+        bar.bar.close()
+    if c.architecture and not ((out / "model.png").exists() or (out / "model.txt").exists()):
+        draw_architecture(model, out)
+    final = {k: v[-1] for k, v in history.history.items() if v}
+    log.info(
+        "trained %d epoch(s) on %s: %s; %d record(s) of %d pattern(s) x %d layer(s) in %s",
+        len(history.epoch),
+        t.dataset,
+        ", ".join(f"{k} {float(v):.4f}" for k, v in final.items()),
+        callback.records,
+        callback.source.count if callback.source else 0,
+        len(callback.selected),
+        out,
+    )
+    return open_run(out)

@@ -1,0 +1,60 @@
+"""Shared fixtures: seeded tiny models, real files under tmp_path, leak checks."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads_or_figures():
+    """Fail a test that leaves a Python thread running or a pyplot figure open."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    leaked = [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before and t.is_alive() and t.name.startswith("passage")
+    ]
+    assert not leaked, f"threads left running: {leaked}"
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        import matplotlib.pyplot as plt
+
+        assert not plt.get_fignums(), "pyplot figures left open"
+
+
+@pytest.fixture(scope="session")
+def keras():
+    from pipeline._tf import keras_and_tf
+
+    k, _ = keras_and_tf()
+    return k
+
+
+@pytest.fixture(scope="session")
+def seed_model(keras):
+    from pipeline.builtins import seed_model
+
+    return seed_model()
+
+
+def layer_output(keras, model, name: str, x: np.ndarray) -> np.ndarray:
+    """What Keras itself computes for one layer (an independent sub-model, no Passage code)."""
+    sub = keras.Model(model.inputs, model.get_layer(name).output)
+    return np.asarray(sub([x], training=False))
+
+
+@pytest.fixture
+def keras_layer_output(keras):
+    def compute(model, name, x):
+        return layer_output(keras, model, name, x)
+
+    return compute

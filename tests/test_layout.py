@@ -1,0 +1,146 @@
+"""Pure layout rules for every output rank: tile counts, padding, labels, selection by axis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.config import SelectConfig
+from pipeline.rendering import layout
+from pipeline.select import LayerInfo, min_axis_ok, select_layers
+
+
+def test_vector_square_pads_with_nan():
+    img = layout.to_image(np.arange(10, dtype=np.float32))
+    assert img.shape == (3, 4)  # cols = ceil(sqrt(10)) = 4, rows = ceil(10 / 4) = 3
+    assert np.array_equal(img.reshape(-1)[:10], np.arange(10))
+    assert np.isnan(img.reshape(-1)[10:]).all()
+
+
+def test_vector_perfect_square_has_no_padding():
+    img = layout.to_image(np.ones(16, np.float32))
+    assert img.shape == (4, 4) and not np.isnan(img).any()
+
+
+def test_vector_strip():
+    img = layout.to_image(np.arange(7, dtype=np.float32), vector="strip")
+    assert img.shape == (1, 7)
+
+
+def test_scalar_and_sequence():
+    assert layout.to_image(np.float32(3)).shape == (1, 1)
+    seq = np.random.default_rng(0).random((28, 32)).astype(np.float32)
+    assert layout.to_image(seq) is seq or np.array_equal(layout.to_image(seq), seq)
+
+
+@pytest.mark.parametrize(
+    ("channels", "grid"), [(1, (1, 1)), (3, (2, 2)), (8, (3, 3)), (16, (4, 4)), (17, (4, 5))]
+)
+def test_mosaic_tile_count_and_padding(channels, grid):
+    h, w = 5, 4
+    arr = np.arange(h * w * channels, dtype=np.float32).reshape(h, w, channels)
+    img = layout.to_image(arr)
+    rows, cols = grid
+    assert layout.near_square(channels) == grid
+    assert img.shape == (rows * h + rows - 1, cols * w + cols - 1)
+    origins = layout.tile_origins(arr.shape)
+    assert len(origins) == channels
+    for k, (y, x) in enumerate(origins):
+        assert np.array_equal(img[y : y + h, x : x + w], arr[:, :, k])
+    # padding rows/cols and unused tiles are NaN: exactly the pixels not covered by a tile
+    assert np.isnan(img).sum() == img.size - channels * h * w
+
+
+def test_mosaic_max_channels_and_labels():
+    arr = np.zeros((3, 3, 100), np.float32)
+    img = layout.to_image(arr, max_channels=9)
+    assert img.shape == (3 * 3 + 2, 3 * 3 + 2)
+    labels = layout.channel_labels(arr.shape, max_channels=9)
+    assert [t for _, _, t in labels] == [str(k) for k in range(9)]
+    assert labels[4] == (4, 4, "4")  # tile (1, 1): 1 * (3 + 1)
+    assert "channels 0-8 of 100" in layout.cell_title("conv", arr.shape, 9)
+    assert layout.cell_title("conv", (3, 3, 4), 9) == "conv (3, 3, 4)"
+
+
+def test_volume_is_mean_over_depth_then_mosaic():
+    vol = np.stack([np.full((2, 2, 3), d, np.float32) for d in range(4)])  # (D=4, 2, 2, 3)
+    img = layout.to_image(vol)
+    expected = layout.channel_mosaic(np.full((2, 2, 3), 1.5, np.float32))
+    assert np.array_equal(img, expected, equal_nan=True)
+    assert len(layout.channel_labels(vol.shape)) == 3
+    assert "mean over D=4" in layout.cell_title("conv3d", vol.shape, 64)
+
+
+def test_no_labels_for_flat_ranks():
+    for shape in [(), (5,), (4, 6)]:
+        assert layout.channel_labels(shape) == []
+        assert layout.cell_title("x", shape, 64) == layout.cell_title("x", shape)
+
+
+def test_higher_ranks_are_flattened():
+    assert layout.to_image(np.zeros((2, 3, 4, 5, 6), np.float32)).shape == (2, 360)
+
+
+# -- selection by axis size ---------------------------------------------------------------------
+def _layers():
+    return [
+        LayerInfo(0, "in", "InputLayer", (28, 28, 1), is_input=True),
+        LayerInfo(1, "conv", "Conv2D", (26, 26, 8)),
+        LayerInfo(2, "pool", "MaxPooling2D", (5, 5, 16)),
+        LayerInfo(3, "seq", "LSTM", (28, 32)),
+        LayerInfo(4, "vec", "Dense", (10,)),
+        LayerInfo(5, "backbone/conv", "Conv2D", (13, 13, 8)),
+    ]
+
+
+def test_min_axis_rules():
+    assert min_axis_ok((26, 26, 8), (8,))
+    assert not min_axis_ok((26, 26, 4), (8,))  # one value: every axis
+    assert min_axis_ok((26, 26, 4), (8, 8))  # axes beyond the list are free
+    assert not min_axis_ok((10,), (8, 8))  # fewer axes than listed
+    assert min_axis_ok((None, 5), (3, 3))
+    assert min_axis_ok((1,), ())
+
+
+def test_select_all_with_min_axis_and_classes():
+    names = lambda cfg: [i.name for i in select_layers(_layers(), cfg)]  # noqa: E731
+    assert names(SelectConfig(rule="all")) == ["conv", "pool", "seq", "vec", "backbone/conv"]
+    assert names(SelectConfig(rule="all", min_axis=(8, 8))) == ["conv", "seq", "backbone/conv"]
+    assert names(SelectConfig(rule="all", exclude_classes=("Conv2D",))) == ["pool", "seq", "vec"]
+    assert names(SelectConfig(rule="all", exclude=("backbone/*",), min_axis=(10,))) == [
+        "seq",
+        "vec",
+    ]
+    assert names(SelectConfig(rule="seed", min_size=(15, 15))) == ["seq"]
+
+
+def test_cli_min_axis_flag():
+    from pipeline.cli import build_parser, capture_config
+    from pipeline.errors import ConfigError
+
+    args = build_parser().parse_args(["capture", "--select", "all", "--min-axis", "8x8"])
+    assert capture_config(args).select.min_axis == (8, 8)
+    args = build_parser().parse_args(["capture", "--min-axis", "4"])
+    cfg = capture_config(args)
+    assert cfg.select.min_axis == (4,) and cfg.select.rule == "seed"
+    with pytest.raises(ConfigError, match="--min-axis"):
+        capture_config(build_parser().parse_args(["capture", "--min-axis", "8xq"]))
+
+
+def test_painter_draws_one_label_per_tile(tmp_path):
+    from pipeline.rendering.grids import Cell, GridOptions, PagePainter
+
+    arr = np.random.default_rng(0).random((4, 4, 5)).astype(np.float32)
+    cell = Cell(
+        "conv (4, 4, 5)", image=layout.to_image(arr), labels=tuple(layout.channel_labels(arr.shape))
+    )
+    painter = PagePainter(GridOptions(rows=1, cols=2))
+    try:
+        painter.draw([cell, Cell("v (3,)", image=layout.to_image(np.ones(3)))], tmp_path / "a.png")
+        painter.draw([cell, None], tmp_path / "b.png")  # reused: labels kept, not duplicated
+        texts = [t.get_text() for t in painter.axes[0].texts]
+        assert texts == ["0", "1", "2", "3", "4"]
+        assert painter.axes[1].texts == [] or not painter.axes[1].get_visible()
+        assert (tmp_path / "b.png").stat().st_size > 0
+    finally:
+        painter.fig.clear()

@@ -1,0 +1,146 @@
+"""Render: grid pages from the store, the architecture drawing, the article's one call."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import open_run, plot_pattern_process, render
+from pipeline.batch import capture_model
+from pipeline.config import CaptureConfig, Config, SelectConfig
+from pipeline.rendering import layout
+from pipeline.rendering.grids import Cell, GridOptions, PagePainter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory, seed_model):
+    out = tmp_path_factory.mktemp("render") / "run"
+    cfg = Config(
+        capture=CaptureConfig(out=str(out), patterns="random:3", batch_size=2),
+        select=SelectConfig(rule="all"),
+    )
+    return capture_model(seed_model, cfg, quiet=True)
+
+
+def test_pages_follow_the_grid(seed_run, tmp_path):
+    # 'all' selects 6 layers: a 2x2 grid makes 2 pages, 3x3 one page, 1x1 six pages.
+    for grid, expected in (((2, 2), 2), ((3, 3), 1), ((1, 1), 6)):
+        out = tmp_path / f"g{grid[0]}"
+        report = render(seed_run, out, grid=grid, quiet=True)
+        assert report.pages == 3 * expected and not report.problems
+        for p in range(3):
+            assert sorted(f.name for f in (out / f"pattern-{p}").iterdir()) == [
+                f"{i}.png" for i in range(expected)
+            ]
+        with Image.open(out / "pattern-0" / "0.png") as img:
+            assert img.size == (1000, 1000)  # figsize 10x10 at 100 dpi, the article's
+
+
+def test_render_selected_patterns_and_default_out(seed_run):
+    report = render(seed_run.path, patterns="2", quiet=True)
+    assert report.out == seed_run.path / "render"
+    assert [p.name for p in report.out.iterdir() if p.is_dir()] == ["pattern-2"]
+
+
+def test_painter_hides_unused_cells_and_titles_with_name_and_shape(tmp_path):
+    painter = PagePainter(GridOptions(rows=2, cols=2))
+    cells = [Cell(layout.cell_title("dense", (50, 75)), image=np.ones((50, 75)))] * 3
+    painter.draw(cells, tmp_path / "a.png")
+    assert [ax.get_visible() for ax in painter.axes] == [True, True, True, False]
+    assert painter.axes[0].get_title() == "dense (50, 75)"
+    # the same figure is reused: a second pattern swaps the data, the artist stays
+    first_image = painter.images[0]
+    painter.draw([Cell("x (2, 2)", image=np.arange(4.0).reshape(2, 2))], tmp_path / "b.png")
+    assert painter.images[0] is not first_image  # a new shape needs a new artist
+    painter.draw([Cell("x (2, 2)", image=np.ones((2, 2)))], tmp_path / "c.png")
+    assert painter.axes[1].get_visible() is False
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_rendered_cells_show_the_stored_data(tmp_path, seed_model):
+    # A 1x1 grid with one layer: the picture's pixels follow the stored array's values.
+    cfg = Config(
+        capture=CaptureConfig(out=str(tmp_path / "r"), patterns="random:1", architecture=False),
+        select=SelectConfig(include=("my_dense",)),
+    )
+    run = capture_model(seed_model, cfg, quiet=True)
+    render(run, tmp_path / "o", grid=(1, 1), cmap="gray", quiet=True)
+    data = run.get("my_dense", 0)
+    with Image.open(tmp_path / "o" / "pattern-0" / "0.png") as img:
+        pixels = np.asarray(img.convert("L"), dtype=float)
+    # the brightest stored value is drawn white somewhere, the darkest black
+    assert pixels.max() > 250 and pixels.min() < 5
+    assert data.max() > data.min()
+
+
+def test_render_never_imports_tensorflow(seed_run, tmp_path):
+    code = (
+        "import sys; from pipeline import render; "
+        f"r = render({str(seed_run.path)!r}, {str(tmp_path / 'o')!r}, quiet=True); "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'; "
+        "print(r.pages)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "3"
+
+
+def test_architecture_png_with_graphviz_text_without(tmp_path, seed_model, monkeypatch):
+    from pipeline.diagram import graphviz_available
+
+    cfg = Config(capture=CaptureConfig(out=str(tmp_path / "a"), patterns="random:1"))
+    run = capture_model(seed_model, cfg, quiet=True)
+    render(run, tmp_path / "ra", quiet=True)
+    if graphviz_available():
+        assert (tmp_path / "ra" / "model.png").stat().st_size > 1000
+    # Without Graphviz's `dot` on the PATH, the summary is written instead.
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    cfg = Config(capture=CaptureConfig(out=str(tmp_path / "b"), patterns="random:1"))
+    run = capture_model(seed_model, cfg, quiet=True)
+    assert not (run.path / "model.png").exists()
+    render(run, tmp_path / "rb", quiet=True)
+    text = (tmp_path / "rb" / "model.txt").read_text()
+    assert "my_dense" in text and "Dense" in text
+
+
+def test_plot_pattern_process_is_the_articles_call(tmp_path, seed_model):
+    pattern = np.random.default_rng(0).random((50, 50))
+    folder = plot_pattern_process(seed_model, pattern, tmp_path / "art", grid_size=(2, 2))
+    assert (folder / "pattern-0" / "0.png").exists()
+    assert (folder / "model.png").exists() or (folder / "model.txt").exists()
+    run = open_run(folder / "run")  # it went through the store
+    assert run.layers == ["dense", "my_dense", "dense_2"]
+    # a second call with another pattern replaces the run (the article overwrote its files)
+    plot_pattern_process(
+        seed_model, pattern[None] * 0.5, folder, grid_size=(1, 1), plot_model=False
+    )
+    assert sorted(f.name for f in (folder / "pattern-0").iterdir()) == ["0.png", "1.png", "2.png"]
+    plot_pattern_process(seed_model, pattern, folder, grid_size=(3, 3))
+    assert sorted(f.name for f in (folder / "pattern-0").iterdir()) == ["0.png"]  # no stale pages
+
+
+def test_unknown_colormap_is_a_clear_error(seed_run, tmp_path):
+    from pipeline.errors import RenderError
+
+    with pytest.raises(RenderError, match="unknown colormap 'nope'"):
+        render(seed_run, tmp_path / "x", cmap="nope", quiet=True)
+
+
+def test_pure_layout_rules():
+    assert layout.pages(3, 2, 2) == [[0, 1, 2]]
+    assert layout.pages(6, 2, 2) == [[0, 1, 2, 3], [4, 5]]
+    assert layout.pages(0, 3, 3) == []
+    assert layout.parse_indices("0,3,5-7", 10) == [0, 3, 5, 6, 7]
+    assert layout.parse_indices("", 3) == [0, 1, 2]
+    assert layout.parse_grid("2x3") == (2, 3)
+    assert layout.split_work(list(range(10)), 3, max_size=64) == [
+        [0, 1, 2, 3], [4, 5, 6, 7], [8, 9]
+    ]  # fmt: skip
+    assert layout.cell_title("flatten", (500,)) == "flatten (500,)"
