@@ -104,7 +104,7 @@ def test_non_float32_patterns_are_cast_and_logged(
     np.save(tmp_path / "f32.npy", values.astype(dtype).astype(np.float32))
     assert main([*BASE, "--patterns", str(tmp_path / "p.npy"), "--out", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
-    assert f"have dtype {dtype}; they are cast to float32" in err
+    assert f"have dtype {dtype}; they are cast to the input dtype" in err
     assert capture(["--patterns", str(tmp_path / "f32.npy")], tmp_path / "b") == 0
     a, b = open_run(tmp_path / "a"), open_run(tmp_path / "b")
     for layer in a.layers:
