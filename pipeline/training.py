@@ -2,8 +2,8 @@
 its dataset and records the watched patterns with ``CaptureCallback``.
 
 The model is compiled from ``[train]`` (optimizer, learning rate, loss, metrics) unless it comes
-compiled (a ``.keras`` file saved after ``compile``). Keras' ``BackupAndRestore`` keeps the
-model and optimizer state of the last finished epoch in ``RUN/train-backup/``, so running the
+compiled (a ``.keras`` file saved after ``compile``). ``backup.EpochBackup`` keeps the weights
+of the last finished epoch in ``RUN/train-backup/`` (written atomically), so running the
 same command after a crash, or with more ``[train] epochs``, continues the training where it
 stopped and appends to the same run; a complete run is left as it is.
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from . import backup
 from ._tf import keras_and_tf
 from .callback import CaptureCallback
 from .config import Config, TrainConfig
@@ -192,25 +192,24 @@ def train_and_capture(cfg: Config, quiet: bool = False) -> Run:
             "false, so it cannot be continued; expected resume = true, or pass --overwrite to "
             "train again from the start"
         )
-    if c.overwrite and (out / BACKUP_DIR).exists():
-        shutil.rmtree(out / BACKUP_DIR)
+    if c.overwrite:
+        backup.clear(out / BACKUP_DIR)
     compile_if_needed(model, t)
     callbacks: list[Any] = [callback]
+    initial = 0
     if t.resume:
         # Kept after a complete training too, so that raising [train] epochs continues it.
-        callbacks.append(
-            keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR), delete_checkpoint=False)
-        )
-    initial = max(done) if done and callback.unit == "epoch" else 0
+        saver = backup.EpochBackup(out / BACKUP_DIR, restore=bool(done))
+        initial = saver.initial_epoch
+        callbacks.append(saver)  # after the capture callback: record epoch k, then back it up
     bar = EpochBar(t.epochs, initial, quiet)
     callbacks.append(bar)
     try:
-        # Order matters: the capture callback opens (or clears, with overwrite) the run first,
-        # then BackupAndRestore restores the last finished epoch's weights, if any.
         history = model.fit(
             data.x,
             data.y,
             epochs=t.epochs,
+            initial_epoch=initial,
             batch_size=t.batch_size,
             callbacks=callbacks,
             verbose=0,
