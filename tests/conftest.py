@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -58,3 +60,10 @@ def keras_layer_output(keras):
         return layer_output(keras, model, name, x)
 
     return compute
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (for stale-lock tests)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import dead_pid
 from helpers_reliability import (
     assert_same_data,
     child_env,
@@ -199,7 +200,7 @@ def test_capture_killed_before_run_json_resumes_without_overwrite(tmp_path: Path
     temporary run.json; the next writer treats it as empty (was: refused as a foreign folder)."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / LOCK).write_text(f"{_dead_pid()} {socket.gethostname()}\n")
+    (run_dir / LOCK).write_text(f"{dead_pid()} {socket.gethostname()}\n")
     (run_dir / "run.json.tmp999").write_bytes(b'{"fingerprint": "half')
     with RunWriter(run_dir, TRAIN_INFO) as writer:
         write_epoch(writer, 0)
@@ -210,12 +211,6 @@ def test_capture_killed_before_run_json_resumes_without_overwrite(tmp_path: Path
         "run.json",
     ]
     assert open_run(run_dir).epochs == [0]
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def test_rerun_rewrites_listed_files_that_are_missing_or_resized(

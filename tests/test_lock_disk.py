@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import dead_pid
 from helpers_reliability import (
     assert_same_data,
     child_env,
@@ -74,12 +75,6 @@ def test_second_capture_into_a_run_being_written_refuses(
     assert "wait for it to finish" in err[0]
     assert sorted(p.name for p in run.iterdir()) == before  # nothing touched
     assert (run / LOCK).read_text().split()[0] == str(proc.pid)  # the owner keeps its lock
-
-
-def dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over_with_a_log_line(
