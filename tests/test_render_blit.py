@@ -1,0 +1,41 @@
+"""The blitted page (background kept, only images and suptitle redrawn) has the same pixels
+as a page drawn in full, and static changes (a problem cell) redraw the background."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from pipeline.rendering.grids import Cell, GridOptions, PagePainter
+
+
+def _cells(seed: int, problem: bool = False) -> list[Cell | None]:
+    rng = np.random.default_rng(seed)
+    cells: list[Cell | None] = [
+        Cell("a (50, 75)", image=rng.random((50, 75), dtype=np.float32)),
+        Cell("b (50, 50)", image=rng.random((50, 50), dtype=np.float32), vmin=0.0, vmax=2.0),
+        Cell("c (50, 25)", problem="data missing or damaged")
+        if problem
+        else Cell("c (50, 25)", image=rng.random((50, 25), dtype=np.float32)),
+    ]
+    return cells
+
+
+def _pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGBA"))
+
+
+def test_blitted_pages_match_full_draws(tmp_path):
+    opts = GridOptions(rows=2, cols=2)
+    reused = PagePainter(opts)
+    sequence = [(1, False), (2, False), (3, True), (4, False)]
+    for i, (seed, problem) in enumerate(sequence):
+        reused.draw(_cells(seed, problem), tmp_path / f"reused-{i}.png", f"pattern {seed}")
+    for i, (seed, problem) in enumerate(sequence):
+        fresh = PagePainter(opts)
+        fresh.draw(_cells(seed, problem), tmp_path / f"fresh-{i}.png", f"pattern {seed}")
+        fresh.fig.clear()
+        assert np.array_equal(
+            _pixels(tmp_path / f"reused-{i}.png"), _pixels(tmp_path / f"fresh-{i}.png")
+        ), f"page {i} differs"
+    reused.fig.clear()
