@@ -26,16 +26,16 @@ def _pixels(path) -> np.ndarray:
 
 
 def test_blitted_pages_match_full_draws(tmp_path):
+    """Same sequence of pages twice: blitting, and forced to draw every page in full."""
     opts = GridOptions(rows=2, cols=2)
-    reused = PagePainter(opts)
-    sequence = [(1, False), (2, False), (3, True), (4, False)]
+    blitted, full = PagePainter(opts), PagePainter(opts)
+    sequence = [(1, False), (2, False), (3, True), (4, False), (5, False)]
     for i, (seed, problem) in enumerate(sequence):
-        reused.draw(_cells(seed, problem), tmp_path / f"reused-{i}.png", f"pattern {seed}")
-    for i, (seed, problem) in enumerate(sequence):
-        fresh = PagePainter(opts)
-        fresh.draw(_cells(seed, problem), tmp_path / f"fresh-{i}.png", f"pattern {seed}")
-        fresh.fig.clear()
+        blitted.draw(_cells(seed, problem), tmp_path / f"blit-{i}.png", f"pattern {seed}")
+        full._key = None  # no background to restore: a full draw, as savefig does
+        full.draw(_cells(seed, problem), tmp_path / f"full-{i}.png", f"pattern {seed}")
         assert np.array_equal(
-            _pixels(tmp_path / f"reused-{i}.png"), _pixels(tmp_path / f"fresh-{i}.png")
+            _pixels(tmp_path / f"blit-{i}.png"), _pixels(tmp_path / f"full-{i}.png")
         ), f"page {i} differs"
-    reused.fig.clear()
+    blitted.fig.clear()
+    full.fig.clear()
