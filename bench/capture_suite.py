@@ -48,6 +48,7 @@ def _fit_to_disk(n: int, bytes_per_pattern: float, tmp: Path) -> int:
 def _throughput(sizes: Sizes, tmp: Path, n: int, note: str) -> list[Figure]:
     config = capture_config(tmp / "capture", n, sizes.batch_size)
     ours = TimedCapture(config)
+    half = TimedCapture(capture_config(tmp / "capture16", n, sizes.batch_size, dtype="float16"))
     bare = BareForward(config)
     patterns = bare.source.batch(0, sizes.article)[0]
     names = bare.layer_names
@@ -57,8 +58,8 @@ def _throughput(sizes: Sizes, tmp: Path, n: int, note: str) -> list[Figure]:
 
     log.info("capture: warm-up (one untimed capture and forward pass)")
     ours(), bare()
-    log.info("capture: %d x (bare, ours, article) on %d patterns", sizes.repeats, n)
-    med = interleaved({"bare": bare, "ours": ours, "article": article}, sizes.repeats)
+    log.info("capture: %d x (bare, ours, ours float16, article) on %d patterns", sizes.repeats, n)
+    med = interleaved({"bare": bare, "ours": ours, "half": half, "article": article}, sizes.repeats)
     ours_rate = n / med["ours"]
     article_rate = sizes.article / med["article"]
     bare_rate = n / med["bare"]
@@ -81,6 +82,15 @@ def _throughput(sizes: Sizes, tmp: Path, n: int, note: str) -> list[Figure]:
             (">=", 0.60),
             f"{n:,} patterns, batch {sizes.batch_size}, {ours.bytes / 2**20:,.0f} MiB written; "
             "both draw the same batches from the same pattern source",
+        ),
+        Figure(
+            "capture throughput / bare forward pass, --dtype float16",
+            bare_rate,
+            n / med["half"],
+            "patterns/s",
+            med["bare"] / med["half"],
+            None,
+            f"same run stored as float16: {half.bytes / 2**20:,.0f} MiB written",
         ),
     ]
 

@@ -12,6 +12,7 @@ from bench.suite import run_all
 EXPECTED = [
     "capture throughput NPY float32, 300 patterns / article's method",
     "capture throughput / bare forward pass (builtin:seed)",
+    "capture throughput / bare forward pass, --dtype float16",
     "capture throughput / bare forward pass (CNN, Conv2D layers)",
     "capture peak RSS, 300 / 30 patterns",
     "capture time JSON / NPY",
