@@ -33,14 +33,14 @@ FULL = Sizes(
     render_rss=(1_000, 10_000),
 )
 QUICK = Sizes(
-    capture=4_000,
-    capture_small=400,
+    capture=3_000,
+    capture_small=300,
     article=3,
     cnn=1_000,
     json=400,
     render=48,
     article_render=4,
-    render_rss=(40, 400),
+    render_rss=(30, 300),
     repeats=2,
 )
 TINY = Sizes(
