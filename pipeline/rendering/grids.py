@@ -117,11 +117,8 @@ class PagePainter:
         canvas = self.fig.canvas
         moving = self._moving()
         if key != self._key or self._background is None:
-            for ax, im in zip(self.axes, self.images, strict=True):
-                for artist in (*ax.spines.values(), *([im] if im is not None else [])):
-                    artist.set_animated(False)
             for artist in moving:
-                artist.set_animated(True)
+                artist.set_animated(True)  # left out of the background
             canvas.draw()
             self._background = canvas.copy_from_bbox(self.fig.bbox)
             self._key = key
@@ -129,6 +126,7 @@ class PagePainter:
             canvas.restore_region(self._background)
         for artist in moving:
             self.fig.draw_artist(artist)
+            artist.set_animated(False)  # a later savefig of this figure draws everything
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(path, np.asarray(canvas.buffer_rgba()), self.opts.dpi)
 
