@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from ..errors import DamagedDataError, PassageError, RenderError
 from ..store import Run
 from . import layout
+from .png import save_png
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,22 @@ def auto_limits(image: np.ndarray) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
+def static_key(cells: Sequence[Cell | None]) -> tuple[Any, ...]:
+    """What the static part of a page depends on (titles, problems, image shapes): while it
+    stays the same from one pattern to the next, only the images and the suptitle change."""
+    return tuple(
+        None if c is None else (c.title, c.problem, None if c.image is None else c.image.shape)
+        for c in cells
+    )
+
+
 class PagePainter:
-    """A reusable figure with rows x cols axes."""
+    """A reusable figure with rows x cols axes.
+
+    The page is drawn in full once per static layout and kept as a background; every later
+    pattern restores it and draws only what changes (images, the spines over them, the
+    suptitle), in the order a full draw uses, so the pixels are the same as ``savefig``'s.
+    """
 
     def __init__(self, opts: GridOptions) -> None:
         import matplotlib
@@ -91,10 +106,12 @@ class PagePainter:
         self.label_artists: list[list[Any]] = [[] for _ in self.axes]
         self.cmap = matplotlib.colormaps.get_cmap(opts.cmap).with_extremes(bad="white")
         self._suptitle = None
+        self._key: tuple[Any, ...] | None = None
+        self._background: Any = None
 
     def draw(self, cells: Sequence[Cell | None], path: Path, suptitle: str | None = None) -> None:
-        for i, ax in enumerate(self.axes):
-            cell = cells[i] if i < len(cells) else None
+        padded = [cells[i] if i < len(cells) else None for i in range(len(self.axes))]
+        for i, (ax, cell) in enumerate(zip(self.axes, padded, strict=True)):
             if cell is None:
                 ax.set_visible(False)
                 continue
@@ -105,8 +122,33 @@ class PagePainter:
                 self._suptitle = self.fig.suptitle(suptitle)
             else:
                 self._suptitle.set_text(suptitle)
+        key = (static_key(padded), suptitle is None)
+        canvas = self.fig.canvas
+        moving = self._moving()
+        if key != self._key or self._background is None:
+            for artist in moving:
+                artist.set_animated(True)  # left out of the background
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self.fig.bbox)
+            self._key = key
+        else:
+            canvas.restore_region(self._background)
+        for artist in moving:
+            self.fig.draw_artist(artist)
+            artist.set_animated(False)  # a later savefig of this figure draws everything
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.fig.savefig(path, dpi=self.opts.dpi, pil_kwargs=PNG_OPTIONS)
+        save_png(path, np.asarray(canvas.buffer_rgba()), self.opts.dpi)
+
+    def _moving(self) -> list[Any]:
+        """The artists that change between patterns, in a full draw's order."""
+        moving: list[Any] = []
+        for ax, im in zip(self.axes, self.images, strict=True):
+            if ax.get_visible() and im is not None and im.get_visible():
+                moving.append(im)
+                moving.extend(ax.spines.values())
+        if self._suptitle is not None:
+            moving.append(self._suptitle)
+        return moving
 
     def _draw_cell(self, i: int, ax: Any, cell: Cell) -> None:
         im = self.images[i]

@@ -8,6 +8,7 @@ writes overlap the next forward pass while memory stays bounded.
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import os
@@ -15,6 +16,7 @@ import queue
 import shutil
 import threading
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +269,13 @@ class RunWriter:
 
     def write(self, layer: str, epoch: int | None, first: int, arr: np.ndarray) -> ManifestEntry:
         """Write one (epoch, layer, chunk) file and append its manifest line."""
+        return self.commit(self.write_file(layer, epoch, first, arr))
+
+    def write_file(
+        self, layer: str, epoch: int | None, first: int, arr: np.ndarray
+    ) -> ManifestEntry:
+        """Write one data file into place; its manifest line is ``commit``'s job. Safe to run
+        on several threads at once (distinct files)."""
         if arr.dtype != self.dtype and arr.dtype.kind == "f":
             with np.errstate(over="ignore"):  # overflow becomes +-inf, counted as nonfinite
                 arr = arr.astype(self.dtype)
@@ -302,6 +311,10 @@ class RunWriter:
             bytes=size,
             checksum=codecs.format_checksum(crc),
         )
+        return entry
+
+    def commit(self, entry: ManifestEntry) -> ManifestEntry:
+        """Append the manifest line of a file that ``write_file`` completed."""
         self._append(self._manifest, entry.to_json_line(), MANIFEST)
         self.done[entry.key] = entry
         return entry
@@ -331,28 +344,55 @@ class QueuedWriter:
     """Runs a RunWriter on one background thread behind a bounded queue.
 
     ``submit`` blocks when ``maxsize`` batches are waiting, which bounds memory; an error on the
-    thread is raised again in the caller at the next ``submit`` or at ``close``.
+    thread is raised again in the caller at the next ``submit`` or at ``close``. With
+    ``threads`` > 1 data files are written by that many threads at once (the kernel's
+    page-cache copy is the bottleneck and releases the GIL; at most ``threads`` files beyond
+    the queue are in flight); manifest lines are still appended in submission order, each
+    after its file is complete, so the manifest is the same as with one thread.
     """
 
     _STOP = object()
 
-    def __init__(self, writer: RunWriter, maxsize: int = 4) -> None:
+    def __init__(self, writer: RunWriter, maxsize: int = 4, threads: int = 2) -> None:
         self.writer = writer
+        self._threads = threads
+        self._pool = ThreadPoolExecutor(threads, "passage-file") if threads > 1 else None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="passage-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        pending: collections.deque[Future[ManifestEntry]] = collections.deque()
         while True:
             item = self._queue.get()
             if item is self._STOP:
+                self._commit(pending, keep=0)
                 return
             if self._error is not None:
                 continue  # drain without writing after a failure
             try:
-                for layer, epoch, first, arr in item:
-                    self.writer.write(layer, epoch, first, arr)
+                if self._pool is None:
+                    for layer, epoch, first, arr in item:
+                        self.writer.write(layer, epoch, first, arr)
+                    continue
+                pending.extend(self._pool.submit(self.writer.write_file, *args) for args in item)
+                # keep the file threads busy across batches; commit in order behind them
+                self._commit(pending, keep=self._threads)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                self._error = exc
+                self._commit(pending, keep=0)
+
+    def _commit(self, pending: collections.deque[Future[ManifestEntry]], keep: int) -> None:
+        """Append the manifest lines of the oldest files, in order, until ``keep`` remain in
+        flight; after a failure only wait for them."""
+        while len(pending) > keep:
+            fut = pending.popleft()
+            if self._error is not None:
+                fut.exception()
+                continue
+            try:
+                self.writer.commit(fut.result())
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 self._error = exc
 
@@ -368,4 +408,6 @@ class QueuedWriter:
         """Wait until everything queued is written; raise the thread's error if any."""
         self._queue.put(self._STOP)
         self._thread.join()
+        if self._pool is not None:
+            self._pool.shutdown()
         self._check()

@@ -1,0 +1,155 @@
+"""Capture figures: throughput against the article's method and against the bare forward
+pass (article's model and a CNN), peak RSS growth, JSON against NPY."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from .baselines import BareForward, article_capture
+from .cnn import cnn_spec
+from .common import CONV_SELECT, TimedCapture, capture_config, child_env, passage_cmd
+from .figures import Figure
+from .measure import folder_bytes, interleaved, peak_rss
+from .sizes import Sizes
+
+log = logging.getLogger(__name__)
+
+
+def capture_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
+    figures: list[Figure] = []
+    rss_small, bytes_small = _rss_capture(tmp, sizes.capture_small, sizes.batch_size)
+    n = _fit_to_disk(sizes.capture, bytes_small / sizes.capture_small, tmp)
+    note = "" if n == sizes.capture else f"reduced from {sizes.capture:,} to fit the free disk"
+    figures += _throughput(sizes, tmp, n, note)
+    figures.append(_cnn_ratio(sizes, tmp))
+    rss_large, _ = _rss_capture(tmp, n, sizes.batch_size)
+    figures.append(
+        Figure(
+            f"capture peak RSS, {n:,} / {sizes.capture_small:,} patterns",
+            rss_small / 2**20,
+            rss_large / 2**20,
+            "MiB",
+            rss_large / rss_small,
+            ("<=", 1.15),
+            note,
+        )
+    )
+    figures.append(_json_ratio(sizes, tmp))
+    return figures
+
+
+def _fit_to_disk(n: int, bytes_per_pattern: float, tmp: Path) -> int:
+    free = shutil.disk_usage(tmp).free * 0.8
+    return n if n * bytes_per_pattern < free else max(1, int(free / bytes_per_pattern))
+
+
+def _throughput(sizes: Sizes, tmp: Path, n: int, note: str) -> list[Figure]:
+    config = capture_config(tmp / "capture", n, sizes.batch_size)
+    ours = TimedCapture(config)
+    half = TimedCapture(capture_config(tmp / "capture16", n, sizes.batch_size, dtype="float16"))
+    bare = BareForward(config)
+    patterns = bare.source.batch(0, sizes.article)[0]
+    names = bare.layer_names
+
+    def article() -> float:
+        return article_capture(bare.model, names, patterns)
+
+    log.info("capture: warm-up (one untimed capture and forward pass)")
+    ours(), bare()
+    log.info("capture: %d x (bare, ours, ours float16, article) on %d patterns", sizes.repeats, n)
+    med = interleaved({"bare": bare, "ours": ours, "half": half, "article": article}, sizes.repeats)
+    ours_rate = n / med["ours"]
+    article_rate = sizes.article / med["article"]
+    bare_rate = n / med["bare"]
+    return [
+        Figure(
+            f"capture throughput NPY float32, {n:,} patterns / article's method",
+            article_rate,
+            ours_rate,
+            "patterns/s",
+            ours_rate / article_rate,
+            (">=", 800),
+            f"article's method timed on {sizes.article} patterns" + (f"; {note}" if note else ""),
+        ),
+        Figure(
+            "capture throughput / bare forward pass (builtin:seed)",
+            bare_rate,
+            ours_rate,
+            "patterns/s",
+            ours_rate / bare_rate,
+            (">=", 0.60),
+            f"{n:,} patterns, batch {sizes.batch_size}, {ours.bytes / 2**20:,.0f} MiB written; "
+            "both draw the same batches from the same pattern source",
+        ),
+        Figure(
+            "capture throughput / bare forward pass, --dtype float16",
+            bare_rate,
+            n / med["half"],
+            "patterns/s",
+            med["bare"] / med["half"],
+            None,
+            f"same run stored as float16: {half.bytes / 2**20:,.0f} MiB written",
+        ),
+    ]
+
+
+def _cnn_ratio(sizes: Sizes, tmp: Path) -> Figure:
+    spec, label = cnn_spec()
+    config = capture_config(
+        tmp / "cnn", sizes.cnn, sizes.batch_size, model=spec, select=CONV_SELECT
+    )
+    ours = TimedCapture(config)
+    bare = BareForward(config)
+    ours(), bare()
+    med = interleaved({"bare": bare, "ours": ours}, sizes.repeats)
+    return Figure(
+        "capture throughput / bare forward pass (CNN, Conv2D layers)",
+        sizes.cnn / med["bare"],
+        sizes.cnn / med["ours"],
+        "patterns/s",
+        med["bare"] / med["ours"],
+        (">=", 0.60),
+        f"{label}; {sizes.cnn:,} patterns, {ours.bytes / 2**20:,.0f} MiB written",
+    )
+
+
+def _rss_capture(tmp: Path, n: int, batch_size: int) -> tuple[int, int]:
+    """(peak RSS, bytes written) of a CLI capture of ``n`` patterns in a fresh process."""
+    out = tmp / f"rss-{n}"
+    cmd = passage_cmd(
+        "capture",
+        "--model",
+        "builtin:seed",
+        "--patterns",
+        f"random:{n}",
+        "--out",
+        str(out),
+        "--batch-size",
+        str(batch_size),
+        "--no-architecture",
+        "--overwrite",
+    )
+    log.info("capture: peak RSS of %d patterns in a child process", n)
+    peak, _ = peak_rss(cmd, env=child_env())
+    size = folder_bytes(out)
+    shutil.rmtree(out, ignore_errors=True)
+    return peak, size
+
+
+def _json_ratio(sizes: Sizes, tmp: Path) -> Figure:
+    npy = TimedCapture(capture_config(tmp / "npy", sizes.json, sizes.batch_size))
+    json = TimedCapture(capture_config(tmp / "json", sizes.json, sizes.batch_size, fmt="json"))
+    npy(), json()
+    med = interleaved({"npy": npy, "json": json}, sizes.repeats)
+    return Figure(
+        "capture time JSON / NPY",
+        med["npy"],
+        med["json"],
+        "s",
+        med["json"] / med["npy"],
+        None,
+        f"{sizes.json:,} patterns; JSON {json.bytes / 2**20:,.0f} MiB vs "
+        f"NPY {npy.bytes / 2**20:,.0f} MiB",
+    )

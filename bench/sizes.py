@@ -1,0 +1,58 @@
+"""How big each benchmark is: ``FULL`` (``make bench``), ``QUICK`` (``make bench-quick``) and
+``TINY`` (the test that keeps the benchmarks from rotting)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sizes:
+    capture: int  # patterns for the capture throughput figures (article's model)
+    capture_small: int  # the smaller capture of the peak-RSS ratio
+    article: int  # patterns the article's capture method is timed on
+    cnn: int  # patterns for the CNN ratio
+    json: int  # patterns for the JSON / NPY ratio
+    render: int  # grids for the render throughput figure
+    article_render: int  # grids the article's render loop is timed on
+    render_rss: tuple[int, int]  # (small, large) pattern counts of the render peak-RSS ratio
+    repeats: int = 3
+    batch_size: int = 512
+    training_repeats: int = 1
+    training: bool = True
+
+
+FULL = Sizes(
+    capture=100_000,
+    capture_small=10_000,
+    article=24,
+    cnn=10_000,
+    json=5_000,
+    render=400,
+    article_render=24,
+    render_rss=(1_000, 10_000),
+)
+QUICK = Sizes(
+    capture=3_000,
+    capture_small=300,
+    article=3,
+    cnn=1_000,
+    json=400,
+    render=48,
+    article_render=4,
+    render_rss=(30, 300),
+    repeats=2,
+)
+TINY = Sizes(
+    capture=300,
+    capture_small=30,
+    article=1,
+    cnn=64,
+    json=30,
+    render=4,
+    article_render=1,
+    render_rss=(4, 8),
+    repeats=1,
+    batch_size=64,
+    training=False,
+)

@@ -1,0 +1,35 @@
+"""The benchmarks run end to end at tiny sizes, so they never rot. Asserts completion and the
+figure names in the JSON; never a time."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from bench.sizes import TINY
+from bench.suite import run_all
+
+EXPECTED = [
+    "capture throughput NPY float32, 300 patterns / article's method",
+    "capture throughput / bare forward pass (builtin:seed)",
+    "capture throughput / bare forward pass, --dtype float16",
+    "capture throughput / bare forward pass (CNN, Conv2D layers)",
+    "capture peak RSS, 300 / 30 patterns",
+    "capture time JSON / NPY",
+    "render grids/s / article's render loop (2x2, 10x10 in, 100 dpi)",
+    "render peak RSS, 8 / 4 patterns",
+    "training time with CaptureCallback / without",
+]
+
+
+@pytest.mark.slow
+def test_bench_quick_path_writes_every_figure(tmp_path):
+    results = tmp_path / "results.json"
+    figures, _ = run_all(TINY, results, tmp_root=tmp_path)
+    doc = orjson.loads(results.read_bytes())
+    assert [f["name"] for f in doc["figures"]] == EXPECTED
+    assert [f.name for f in figures] == EXPECTED
+    assert {"cpu", "cores", "versions"} <= set(doc["machine"])
+    for f in doc["figures"][:-1]:
+        assert f["ratio"] is not None and f["ratio"] > 0
+    assert not any(p.name.startswith("passage-bench-") for p in tmp_path.iterdir())

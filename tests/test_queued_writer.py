@@ -1,0 +1,52 @@
+"""QueuedWriter with several file threads: the manifest keeps submission order, and a failure
+surfaces at close with no later file committed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.store import QueuedWriter, RunWriter, open_run, read_manifest
+
+LAYERS = [
+    {"index": i, "name": n, "class": "Dense", "shape": [3, 2], "dir": f"{i:03d}-{n}"}
+    for i, n in enumerate(("a", "b", "c"))
+]
+
+
+def _writer(path) -> RunWriter:
+    return RunWriter(path, {"fingerprint": "x", "layers": LAYERS, "num_patterns": 28})
+
+
+def _batches(n: int, size: int = 4):
+    rng = np.random.default_rng(0)
+    for first in range(0, n * size, size):
+        yield [(rec["name"], None, first, rng.random((size, 3, 2), np.float32)) for rec in LAYERS]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_manifest_order_is_submission_order(tmp_path, threads):
+    with _writer(tmp_path / "run") as writer:
+        queued = QueuedWriter(writer, maxsize=2, threads=threads)
+        expected = []
+        for items in _batches(7):
+            queued.submit(items)
+            expected += [(layer, first) for layer, _, first, _ in items]
+        queued.close()
+    entries = read_manifest(tmp_path / "run" / "manifest.jsonl").entries
+    assert [(e.layer, e.first) for e in entries] == expected
+    run = open_run(tmp_path / "run")
+    assert run.get("b", 27).shape == (3, 2)
+
+
+def test_failure_raises_at_close_and_stops_committing(tmp_path):
+    with _writer(tmp_path / "run") as writer:
+        queued = QueuedWriter(writer, maxsize=2, threads=2)
+        batches = list(_batches(4))
+        batches[1][1] = ("no-such-layer", None, 4, batches[1][1][3])
+        with pytest.raises(KeyError):
+            for items in batches:
+                queued.submit(items)
+            queued.close()
+    entries = read_manifest(tmp_path / "run" / "manifest.jsonl").entries
+    assert [(e.layer, e.first) for e in entries] == [("a", 0), ("b", 0), ("c", 0), ("a", 4)]
