@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from . import layout
+from .grids import place_image
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +65,8 @@ class Animator:
             data = np.ma.masked_invalid(
                 image if image is not None else np.full((1, 1), np.nan, np.float32)
             )
-            im = self.images[i]
-            if im is None or im.get_array().shape != data.shape:
-                if im is not None:
-                    im.remove()
-                lo, hi = self.limits[i]
-                self.images[i] = ax.imshow(
-                    data,
-                    cmap=self.cmap,
-                    vmin=lo,
-                    vmax=hi,
-                    interpolation="nearest",
-                    aspect=layout.aspect_for(data.shape),
-                )
-            else:
-                im.set_data(data)
+            lo, hi = self.limits[i]
+            self.images[i], _ = place_image(ax, self.images[i], data, self.cmap, lo, hi)
         self.title.set_text(title)
 
     def clims(self) -> list[tuple[float, float]]:

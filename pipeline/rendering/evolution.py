@@ -26,7 +26,7 @@ class EvolutionPainter:
     def __init__(self, n_records: int, opts: GridOptions) -> None:
         (rows, cols), self.pages = timeline.sheet_pages(n_records, MAX_CELLS)
         size = (max(4.0, cols * CELL_INCHES), max(3.0, rows * CELL_INCHES + 0.6))
-        self.painter = PagePainter(replace(opts, rows=rows, cols=cols, figsize=size))
+        self.painter = PagePainter(replace(opts, rows=rows, cols=cols, figsize=size, ticks=False))
         for ax in self.painter.axes:
             ax.set_xticks([])
             ax.set_yticks([])

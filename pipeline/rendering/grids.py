@@ -53,6 +53,7 @@ class GridOptions:
     vector: str = "square"
     max_channels: int = 64
     strict: bool = False
+    ticks: bool = True  # pixel-index ticks on each cell (off on dense evolution sheets)
 
 
 @dataclass
@@ -83,6 +84,29 @@ def static_key(cells: Sequence[Cell | None]) -> tuple[Any, ...]:
         None if c is None else (c.title, c.problem, None if c.image is None else c.image.shape)
         for c in cells
     )
+
+
+def place_image(
+    ax: Any, im: Any, image: np.ndarray, cmap: Any, vmin: float, vmax: float
+) -> tuple[Any, bool]:
+    """Show ``image`` in ``ax``: update the existing artist ``im`` when the shape allows,
+    else replace it. Returns (artist, whether a new one was created)."""
+    if im is not None and im.get_array().shape == image.shape:
+        im.set_data(image)
+        im.set_clim(vmin, vmax)
+        im.set_visible(True)
+        return im, False
+    if im is not None:
+        im.remove()
+    new = ax.imshow(
+        image,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="nearest",
+        aspect=layout.aspect_for(image.shape),
+    )
+    return new, True
 
 
 class PagePainter:
@@ -187,24 +211,15 @@ class PagePainter:
                 spine.set_linewidth(0.8)
         image = np.ma.masked_invalid(cell.image)
         vmin, vmax = (cell.vmin, cell.vmax) if cell.vmin is not None else auto_limits(cell.image)
-        if im is None or im.get_array().shape != image.shape:
-            if im is not None:
-                im.remove()
-            self.images[i] = ax.imshow(
-                image,
-                cmap=self.cmap,
-                vmin=vmin,
-                vmax=vmax,
-                interpolation="nearest",
-                aspect=layout.aspect_for(image.shape),
-            )
-            for axis in (ax.xaxis, ax.yaxis):  # pixel indices, never -0.5, 0.0, 0.5 ...
-                axis.set_major_locator(MaxNLocator(integer=True))
+        self.images[i], created = place_image(ax, im, image, self.cmap, vmin, vmax)
+        if created:
+            if self.opts.ticks:
+                for axis in (ax.xaxis, ax.yaxis):  # pixel indices, never -0.5, 0.0, 0.5 ...
+                    axis.set_major_locator(MaxNLocator(integer=True))
+            else:
+                ax.set_xticks([])
+                ax.set_yticks([])
             self.label_keys[i] = ((-1, -1, ""),)  # a new image: draw its labels (and ticks) anew
-        else:
-            im.set_data(image)
-            im.set_clim(vmin, vmax)
-            im.set_visible(True)
         ax.set_title(cell.title, color="black", fontsize="medium")
         self._draw_labels(i, ax, cell.labels)
 
