@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from pipeline.rendering import layout
 from pipeline.rendering.grids import Cell, GridOptions, PagePainter
 
 
@@ -17,6 +18,12 @@ def _cells(seed: int, problem: bool = False) -> list[Cell | None]:
         Cell("c (50, 25)", problem="data missing or damaged")
         if problem
         else Cell("c (50, 25)", image=rng.random((50, 25), dtype=np.float32)),
+        # a channel mosaic: its tile labels are drawn over the image on every page
+        Cell(
+            "d (6, 6, 4)",
+            image=layout.channel_mosaic(rng.random((6, 6, 4), dtype=np.float32)),
+            labels=tuple(layout.channel_labels((6, 6, 4))),
+        ),
     ]
     return cells
 
@@ -44,5 +51,7 @@ def test_blitted_pages_match_full_draws(tmp_path):
         full.draw(_cells(seed, problem), tmp_path / "scratch.png", f"pattern {seed}")
         full._key = None  # its flags are reset below: draw it in full next time too
         assert np.array_equal(_pixels(tmp_path / f"{i}.png"), _full_draw(full)), f"page {i}"
+        # the labels are on the page: white text with a black outline inside the mosaic cell
+        assert [t.get_text() for t in blitted.label_artists[3]] == ["0", "1", "2", "3"]
     blitted.fig.clear()
     full.fig.clear()

@@ -166,10 +166,11 @@ class PagePainter:
     def _moving(self) -> list[Any]:
         """The artists that change between patterns, in a full draw's order."""
         moving: list[Any] = []
-        for ax, im in zip(self.axes, self.images, strict=True):
+        for ax, im, labels in zip(self.axes, self.images, self.label_artists, strict=True):
             if ax.get_visible() and im is not None and im.get_visible():
                 moving.append(im)
                 moving.extend(ax.spines.values())
+                moving.extend(t for t in labels if t.get_visible())  # drawn over the image
         if self._suptitle is not None:
             moving.append(self._suptitle)
         return moving
