@@ -8,27 +8,21 @@ architecture diagram. Pages are spread over a process pool sized to the cores.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 from ..errors import RenderError
 from ..store import Run, open_run
 from . import layout
 from .architecture import place_architecture
 from .grids import DrawReport, GridOptions, draw_patterns
+from .pool import run_pieces
 
 log = logging.getLogger(__name__)
 
 __all__ = ["GridOptions", "RenderReport", "render"]
-
-# Below this many patterns a pool costs more (worker start-up) than it saves.
-POOL_MIN_PATTERNS = 24
 
 
 @dataclass
@@ -40,24 +34,10 @@ class RenderReport:
     damaged: dict[str, str] = field(default_factory=dict)  # data file -> what is wrong
 
 
-_RUNS: dict[str, Run] = {}
-
-
-def _worker_draw(
-    run_path: str, out: str, patterns: list[int], epoch: int | None, opts: GridOptions
+def _grid_piece(
+    run: Run, piece: list[int], out: Path, epoch: int | None, opts: GridOptions
 ) -> DrawReport:
-    run = _RUNS.get(run_path)
-    if run is None:
-        run = _RUNS[run_path] = open_run(run_path)
-    return draw_patterns(run, Path(out), patterns, epoch, opts)
-
-
-def resolve_workers(workers: int, n_patterns: int) -> int:
-    if workers > 0:
-        return workers
-    if n_patterns < POOL_MIN_PATTERNS:
-        return 1
-    return max(1, min(os.cpu_count() or 1, n_patterns // 8))
+    return draw_patterns(run, out, piece, epoch, opts)
 
 
 def draw_grids(
@@ -70,36 +50,8 @@ def draw_grids(
     quiet: bool = False,
 ) -> DrawReport:
     """Grid pages for ``patterns``, in-process or over a spawn-started process pool."""
-    total = DrawReport()
-    n_workers = resolve_workers(workers, len(patterns))
-    pieces = layout.split_work(patterns, n_workers * 4, max_size=64)
-    bar = tqdm(
-        total=len(patterns), unit="pattern", desc="render", disable=quiet, dynamic_ncols=True
-    )
-    try:
-        if n_workers == 1:
-            for piece in pieces:
-                total.merge(draw_patterns(run, out, piece, epoch, opts))
-                bar.update(len(piece))
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-                futures = {
-                    pool.submit(_worker_draw, str(run.path), str(out), piece, epoch, opts): len(
-                        piece
-                    )
-                    for piece in pieces
-                }
-                try:
-                    for fut in as_completed(futures):
-                        total.merge(fut.result())
-                        bar.update(futures[fut])
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)  # --strict: stop early
-                    raise
-    finally:
-        bar.close()
-    return total
+    fn = partial(_grid_piece, out=out, epoch=epoch, opts=opts)
+    return run_pieces(run, fn, patterns, workers, "render", quiet)
 
 
 def render(
@@ -165,7 +117,7 @@ def render(
     if run.is_training:
         from .training import render_training
 
-        extra = render_training(run, out_dir, indices, opts, quiet=quiet)
+        extra = render_training(run, out_dir, indices, opts, quiet=quiet, workers=workers)
         report.pages += extra.pages
         report.problems.extend(extra.problems)
     arch = place_architecture(run, out_dir)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..errors import PassageError, RenderError
 from ..store import Run
@@ -27,6 +27,7 @@ from . import layout, timeline
 from .animate import Animator, ffmpeg_available
 from .evolution import EvolutionPainter
 from .grids import DrawReport, GridOptions
+from .pool import run_pieces
 from .stats import draw_stats
 
 log = logging.getLogger(__name__)
@@ -87,32 +88,26 @@ def gather(
     return images
 
 
-def render_training(
-    run: Run, out: Path, indices: Sequence[int], opts: GridOptions, quiet: bool = False
+def draw_training_patterns(
+    run: Run, patterns: list[int], out: Path, keys: Sequence[int], opts: GridOptions
 ) -> DrawReport:
-    """Draw evolution sheets, animations and stats.png of a training run into ``out``."""
+    """Evolution sheets and the animation of each pattern in ``patterns`` (one pool piece)."""
     report = DrawReport()
-    keys = complete_keys(run)
-    if not keys:
-        report.problems.append(f"run {run.path} holds no complete record yet")
-        return report
     layers = run.layers
     tl = timeline.Timeline.from_run(run.info, run.metrics())
     limits = timeline.layer_limits((e for e in run.entries if e.epoch in set(keys)), layers)
     labels = [tl.label(k) for k in keys]
     per_pattern = 4 * len(keys) * sum(math.prod(rec.shape) for rec in run.layer_records)
-    groups = timeline.pattern_groups(len(indices), per_pattern, MEMORY_BUDGET) or [range(0)]
-    stats: dict[tuple[str, int], timeline.LayerStats] = {}
+    groups = timeline.pattern_groups(len(patterns), per_pattern, MEMORY_BUDGET) or [range(0)]
     evolution = EvolutionPainter(len(keys), opts)
     titles = [layout.cell_title(rec.name, rec.shape) for rec in run.layer_records]
     animator = Animator(titles, [limits[name] for name in layers], opts.cmap)
     mp4 = ffmpeg_available()
-    bar = tqdm(total=len(indices), unit="pattern", desc="evolution", disable=quiet)
     try:
-        for n, group in enumerate(groups):
-            patterns = [indices[i] for i in group]
-            images = gather(run, keys, patterns, opts, report, stats if n == 0 else None)
-            for p in patterns:
+        for group in groups:
+            chosen = [patterns[i] for i in group]
+            images = gather(run, keys, chosen, opts, report)
+            for p in chosen:
                 name = timeline.pattern_label(run.info, p)
                 for rec in run.layer_records:
                     evolution.draw(
@@ -132,11 +127,39 @@ def render_training(
                     mp4=mp4,
                 )
                 report.pages += 1
-                bar.update(1)
     finally:
-        bar.close()
         evolution.close()
         animator.close()
-    draw_stats(out / "stats.png", layers, keys, stats, tl, dpi=opts.dpi)
+    return report
+
+
+def render_training(
+    run: Run,
+    out: Path,
+    indices: Sequence[int],
+    opts: GridOptions,
+    quiet: bool = False,
+    workers: int = 0,
+) -> DrawReport:
+    """Draw evolution sheets, animations and stats.png of a training run into ``out``.
+
+    The statistics take one pass over the data here; the per-pattern pictures are spread over
+    the process pool (a few patterns already pay for it: each costs ~1 s of drawing)."""
+    report = DrawReport()
+    keys = complete_keys(run)
+    if not keys:
+        report.problems.append(f"run {run.path} holds no complete record yet")
+        return report
+    stats: dict[tuple[str, int], timeline.LayerStats] = {}
+    gather(run, keys, [], opts, report, stats)
+    fn = partial(draw_training_patterns, out=out, keys=keys, opts=opts)
+    pictures = run_pieces(
+        run, fn, indices, workers, "evolution", quiet, max_piece=4, min_patterns=4
+    )
+    report.pages += pictures.pages
+    # a damaged file is met by the statistics pass and again by the pictures: report it once
+    report.problems = list(dict.fromkeys(report.problems + pictures.problems))
+    tl = timeline.Timeline.from_run(run.info, run.metrics())
+    draw_stats(out / "stats.png", run.layers, keys, stats, tl, dpi=opts.dpi)
     report.pages += 1
     return report
