@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 from .baselines import BareForward, article_capture
-from .cnn import cnn_spec
 from .common import CONV_SELECT, TimedCapture, capture_config, child_env, passage_cmd
 from .figures import Figure
 from .measure import folder_bytes, interleaved, peak_rss
@@ -96,7 +95,7 @@ def _throughput(sizes: Sizes, tmp: Path, n: int, note: str) -> list[Figure]:
 
 
 def _cnn_ratio(sizes: Sizes, tmp: Path) -> Figure:
-    spec, label = cnn_spec()
+    spec = label = "builtin:cnn"
     config = capture_config(
         tmp / "cnn", sizes.cnn, sizes.batch_size, model=spec, select=CONV_SELECT
     )
