@@ -58,6 +58,7 @@ class RasterPainter:
         self._title = self.mpl.fig.suptitle("")
         self._title.set_visible(False)
         self._layouts: dict[tuple, _Layout] = {}
+        self._anchor: tuple[float, float] | None = None  # the suptitle's baseline and centre
 
     def close(self) -> None:
         self.mpl.fig.clear()
@@ -86,16 +87,62 @@ class RasterPainter:
         save_indexed_png(path, page, lay.palette, self.opts.dpi)
 
     def _title_strip(self, text: str, lay: _Layout) -> np.ndarray:
-        """The suptitle drawn by matplotlib into the blank strip, as palette indices."""
+        """The suptitle in the blank strip, as palette indices: glyphs drawn straight with
+        matplotlib's own font (FreeType) at the place matplotlib puts them, measured once on a
+        reference title; matplotlib draws titles outside printable ASCII (font fallback)."""
+        if not (text.isascii() and text.isprintable()):
+            return lay.greys[self._mpl_title(text, lay)]
+        if self._anchor is None:
+            self._anchor = self._calibrate(lay)
+        coverage, width, descent = self._glyphs(text)
+        baseline, center = self._anchor
+        top = round(baseline - (coverage.shape[0] - descent))
+        left = round(center - width / 2)
+        strip = np.full((lay.strip, lay.index.shape[1]), 255, np.uint8)
+        h, w = coverage.shape
+        r0, c0 = max(top, 0), max(left, 0)
+        r1, c1 = min(top + h, strip.shape[0]), min(left + w, strip.shape[1])
+        if r1 > r0 and c1 > c0:
+            strip[r0:r1, c0:c1] = 255 - coverage[r0 - top : r1 - top, c0 - left : c1 - left]
+        return lay.greys[strip]
+
+    def _glyphs(self, text: str) -> tuple[np.ndarray, float, float]:
+        """(coverage bitmap, advance width, descent) of ``text`` in the suptitle's font, in
+        pixels, as matplotlib's Agg renderer lays it out."""
+        from matplotlib.backends.backend_agg import get_hinting_flag
+        from matplotlib.font_manager import findfont, get_font
+
+        prop = self._title.get_fontproperties()
+        font = get_font(findfont(prop))
+        font.clear()
+        font.set_size(prop.get_size_in_points(), self.opts.dpi)
+        font.set_text(text, 0.0, flags=get_hinting_flag())
+        font.draw_glyphs_to_bitmap(antialiased=True)
+        width = font.get_width_height()[0] / 64
+        return np.asarray(font.get_image()).copy(), width, font.get_descent() / 64
+
+    def _calibrate(self, lay: _Layout) -> tuple[float, float]:
+        """(baseline row, centre column) of the suptitle: where matplotlib draws a reference."""
+        reference = "pattern 0"
+        drawn = 255 - self._mpl_title(reference, lay).astype(np.int32)
+        coverage, width, descent = self._glyphs(reference)
+        rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
+        own_rows = np.flatnonzero(coverage.any(axis=1))
+        own_cols = np.flatnonzero(coverage.any(axis=0))
+        top = rows[0] - own_rows[0]
+        left = cols[0] - own_cols[0]
+        return top + coverage.shape[0] - descent, left + width / 2
+
+    def _mpl_title(self, text: str, lay: _Layout) -> np.ndarray:
+        """The suptitle drawn by matplotlib into the blank strip: its grey levels."""
         fig, canvas = self.mpl.fig, self.mpl.fig.canvas
         canvas.restore_region(lay.strip_bg)
         self._title.set_text(text)
         self._title.set_visible(True)
         fig.draw_artist(self._title)
         self._title.set_visible(False)
-        rgb = np.asarray(canvas.buffer_rgba())[: lay.strip, :, :3]
         # black text anti-aliased on white: one grey per pixel (green weighs most)
-        return lay.greys[rgb[..., 1]]
+        return np.asarray(canvas.buffer_rgba())[: lay.strip, :, 1].copy()
 
     def _build(self, padded: list[Cell | None]) -> _Layout:
         """Draw the static page (placeholder images, no suptitle) and the probe pages."""
@@ -169,32 +216,38 @@ class RasterPainter:
         self, placeholders: list[Cell | None], boxes: list[tuple[int, int, int, int] | None]
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
         """Per cell, its box drawn three times: row indices in encodings 0 and 1, column
-        indices in encoding 0 (see ``palette.pixel_maps``)."""
+        indices in encoding 0 (see ``palette.pixel_maps``). Each probe restores the static
+        page and redraws only the images and the frames over them, as a full draw would."""
         from matplotlib.colors import ListedColormap
 
         mpl = self.mpl
-        canvas = mpl.fig.canvas
+        fig, canvas = mpl.fig, mpl.fig.canvas
+        static = canvas.copy_from_bbox(fig.bbox)
+        drawn = [
+            (cell, ax, im)
+            for cell, ax, im in zip(placeholders, mpl.axes, mpl.images, strict=False)
+            if cell is not None and im is not None
+        ]
         shots = []
         for axis, variant in ((0, 0), (0, 1), (1, 0)):
-            for cell, im in zip(placeholders, mpl.images, strict=False):
-                if cell is None or im is None:
-                    continue
+            canvas.restore_region(static)
+            for cell, ax, im in drawn:
                 h, w = cell.image.shape
                 n = (h, w)[axis]
-                values = np.indices((h, w), dtype=np.float32)[axis]
-                im.set_data(values)
+                im.set_data(np.indices((h, w), dtype=np.float32)[axis])
                 im.set_cmap(
                     ListedColormap(np.minimum((pal.probe_colors(n, variant) + 0.25) / 255, 1))
                 )
                 im.set_clim(-0.5, n - 0.5)
-            canvas.draw()
+                fig.draw_artist(im)
+                for spine in ax.spines.values():
+                    fig.draw_artist(spine)
             shots.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
-        for cell, im in zip(placeholders, mpl.images, strict=False):
-            if cell is not None and im is not None:
-                im.set_cmap(mpl.cmap)
-                im.set_data(np.ma.masked_invalid(cell.image))
-                im.set_clim(cell.vmin, cell.vmax)
-        canvas.draw()  # leave the static page in the canvas (the suptitle strip is restored)
+        canvas.restore_region(static)
+        for cell, _, im in drawn:
+            im.set_cmap(mpl.cmap)
+            im.set_data(np.ma.masked_invalid(cell.image))
+            im.set_clim(cell.vmin, cell.vmax)
         out: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
         for cell, box in zip(placeholders, boxes, strict=True):
             if cell is None or box is None:
