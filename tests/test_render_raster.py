@@ -160,3 +160,10 @@ def test_fit_palette_exact_when_it_fits_else_nearest():
     assert np.abs(palette[entry].astype(int) - greys).max() <= 5  # half a ramp step
     grey = pal.grey_map(palette, 10)
     assert grey[0] == 10 + entry[0] and grey[255] == 10 + entry[255]
+
+
+def test_titles_outside_ascii_are_drawn_by_matplotlib(tmp_path):
+    """Font fallback lives in matplotlib: such a title is left to it, and still drawn."""
+    fast, slow = _pair(tmp_path, _cells(4), title="pattern 5 (café.png)")
+    top_fast, top_slow = fast[:60].max(axis=2) < 128, slow[:60].max(axis=2) < 128
+    assert top_slow.any() and (top_fast == top_slow).mean() > 0.999
