@@ -109,6 +109,8 @@ def test_damaged_cells_and_mosaics_fall_back_to_matplotlib(tmp_path):
     assert raster.supports(ok) and raster.supports([ok[0], None])
     assert not raster.supports(damaged)
     assert not raster.supports(labelled)
+    long_strip = Cell("v (70000,)", image=np.zeros((1, 70_000), np.float32))
+    assert not raster.supports([long_strip])  # more columns than the probe colours encode
 
 
 def test_painters_are_kept_per_options_and_page():

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-PROBE_BLUE = (64, 192)  # the blue channel of the two probe encodings (never 0 or 255)
+PROBE_BLUE = (64, 192)
+MAX_PROBE = 65536  # indices the probe colours can encode (red + 256 * green)  # the blue channel of the two probe encodings (never 0 or 255)
 
 
 def level_indices(image: np.ndarray, vmin: float, vmax: float, levels: int, bad: int) -> np.ndarray:

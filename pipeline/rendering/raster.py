@@ -29,9 +29,18 @@ MAX_LAYOUTS = 4  # static layouts kept per painter
 
 
 def supports(cells: Sequence[Cell | None]) -> bool:
-    """Whether the raster path can draw these cells: every cell an image without labels."""
+    """Whether the raster path can draw these cells: every cell a 2-D image without labels,
+    no side longer than the probe colours can encode."""
     return all(
-        c is None or (c.problem is None and c.image is not None and not c.labels) for c in cells
+        c is None
+        or (
+            c.problem is None
+            and c.image is not None
+            and not c.labels
+            and c.image.ndim == 2
+            and max(c.image.shape) <= pal.MAX_PROBE
+        )
+        for c in cells
     )
 
 
@@ -58,7 +67,7 @@ class RasterPainter:
         self._title = self.mpl.fig.suptitle("")
         self._title.set_visible(False)
         self._layouts: dict[tuple, _Layout] = {}
-        self._anchor: tuple[float, float] | None = None  # the suptitle's baseline and centre
+        self._anchor: tuple[float, ...] | None = None  # the suptitle's baseline and centre
 
     def close(self) -> None:
         self.mpl.fig.clear()
@@ -94,6 +103,8 @@ class RasterPainter:
             return lay.greys[self._mpl_title(text, lay)]
         if self._anchor is None:
             self._anchor = self._calibrate(lay)
+        if not self._anchor:  # no room measured for a title: leave it to matplotlib
+            return lay.greys[self._mpl_title(text, lay)]
         coverage, width, descent = self._glyphs(text)
         baseline, center = self._anchor
         top = round(baseline - (coverage.shape[0] - descent))
@@ -121,14 +132,17 @@ class RasterPainter:
         width = font.get_width_height()[0] / 64
         return np.asarray(font.get_image()).copy(), width, font.get_descent() / 64
 
-    def _calibrate(self, lay: _Layout) -> tuple[float, float]:
-        """(baseline row, centre column) of the suptitle: where matplotlib draws a reference."""
+    def _calibrate(self, lay: _Layout) -> tuple[float, ...]:
+        """(baseline row, centre column) of the suptitle: where matplotlib draws a reference;
+        () when it does not show whole in the strip."""
         reference = "pattern 0"
         drawn = 255 - self._mpl_title(reference, lay).astype(np.int32)
         coverage, width, descent = self._glyphs(reference)
         rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
         own_rows = np.flatnonzero(coverage.any(axis=1))
         own_cols = np.flatnonzero(coverage.any(axis=0))
+        if rows.size == 0 or own_rows.size == 0 or rows[-1] >= lay.strip - 1:
+            return ()
         top = rows[0] - own_rows[0]
         left = cols[0] - own_cols[0]
         return top + coverage.shape[0] - descent, left + width / 2
