@@ -134,18 +134,7 @@ class PagePainter:
         self._background: Any = None
 
     def draw(self, cells: Sequence[Cell | None], path: Path, suptitle: str | None = None) -> None:
-        padded = [cells[i] if i < len(cells) else None for i in range(len(self.axes))]
-        for i, (ax, cell) in enumerate(zip(self.axes, padded, strict=True)):
-            if cell is None:
-                ax.set_visible(False)
-                continue
-            ax.set_visible(True)
-            self._draw_cell(i, ax, cell)
-        if suptitle is not None:
-            if self._suptitle is None:
-                self._suptitle = self.fig.suptitle(suptitle)
-            else:
-                self._suptitle.set_text(suptitle)
+        padded = self.arrange(cells, suptitle)
         key = (static_key(padded), suptitle is None)
         canvas = self.fig.canvas
         moving = self._moving()
@@ -162,6 +151,25 @@ class PagePainter:
             artist.set_animated(False)  # a later savefig of this figure draws everything
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(path, np.asarray(canvas.buffer_rgba()), self.opts.dpi)
+
+    def arrange(
+        self, cells: Sequence[Cell | None], suptitle: str | None = None
+    ) -> list[Cell | None]:
+        """Set the figure's artists to show ``cells`` (nothing drawn yet); the cells padded
+        with None to one per axes."""
+        padded = [cells[i] if i < len(cells) else None for i in range(len(self.axes))]
+        for i, (ax, cell) in enumerate(zip(self.axes, padded, strict=True)):
+            if cell is None:
+                ax.set_visible(False)
+                continue
+            ax.set_visible(True)
+            self._draw_cell(i, ax, cell)
+        if suptitle is not None:
+            if self._suptitle is None:
+                self._suptitle = self.fig.suptitle(suptitle)
+            else:
+                self._suptitle.set_text(suptitle)
+        return padded
 
     def _moving(self) -> list[Any]:
         """The artists that change between patterns, in a full draw's order."""
@@ -329,26 +337,34 @@ def draw_patterns(
     run: Run, out: Path, patterns: Sequence[int], epoch: int | None, opts: GridOptions
 ) -> DrawReport:
     """Write ``out/pattern-<i>/<page>.png`` for each pattern in ``patterns``."""
+    from . import raster
+
     report = DrawReport()
     layers = run.layers
     names = (run.info.get("sources") or {}).get("names")  # image file names, when any
     page_cells = layout.pages(len(layers), opts.rows, opts.cols)
-    painters = [PagePainter(opts) for _ in page_cells]
+    painters: list[PagePainter | None] = [None] * len(page_cells)  # for pages raster can't draw
     cache = ChunkCache(run)
     try:
         for p in patterns:
             cells = [layer_cell(cache, name, p, epoch, opts, report) for name in layers]
-            for page_index, (painter, idx) in enumerate(zip(painters, page_cells, strict=True)):
+            for page_index, idx in enumerate(page_cells):
                 title = f"pattern {p}" + (f" ({names[p]})" if names else "")
                 title += "" if epoch is None else f", epoch {epoch}"
                 if len(page_cells) > 1:
                     title += f" (page {page_index + 1}/{len(page_cells)})"
-                painter.draw(
-                    [cells[i] for i in idx], out / f"pattern-{p}" / f"{page_index}.png", title
-                )
+                page = [cells[i] for i in idx]
+                path = out / f"pattern-{p}" / f"{page_index}.png"
+                if raster.supports(page):
+                    raster.painter(opts, page_index).draw(page, path, title)
+                else:
+                    painter = painters[page_index] or PagePainter(opts)
+                    painters[page_index] = painter
+                    painter.draw(page, path, title)
                 report.pages += 1
             _remove_stale_pages(out / f"pattern-{p}", len(page_cells))
     finally:
         for painter in painters:
-            painter.fig.clear()
+            if painter is not None:
+                painter.fig.clear()
     return report
