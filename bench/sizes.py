@@ -31,6 +31,7 @@ FULL = Sizes(
     render=400,
     article_render=24,
     render_rss=(1_000, 10_000),
+    training_repeats=3,  # one training takes ~3 s: a single pair is too noisy
 )
 QUICK = Sizes(
     capture=3_000,
