@@ -31,7 +31,7 @@ FULL = Sizes(
     render=400,
     article_render=24,
     render_rss=(1_000, 10_000),
-    training_repeats=3,  # one training takes ~3 s: a single pair is too noisy
+    training_repeats=5,  # one training takes ~2-3 s: a single pair is too noisy
 )
 QUICK = Sizes(
     capture=3_000,

@@ -60,8 +60,13 @@ def measure_callback_overhead(config_path: str, repeats: int = 1) -> dict[str, A
     with tempfile.TemporaryDirectory(prefix="passage-bench-") as tmp:
         for i in range(max(1, repeats)):
             out = Path(tmp) / f"run-{i}"
-            without.append(_fit_seconds(cfg, False, None))
-            with_cb.append(_fit_seconds(cfg, True, out))
+            # alternate which goes first, so that neither always runs on a warmer process
+            if i % 2 == 0:
+                without.append(_fit_seconds(cfg, False, None))
+                with_cb.append(_fit_seconds(cfg, True, out))
+            else:
+                with_cb.append(_fit_seconds(cfg, True, out))
+                without.append(_fit_seconds(cfg, False, None))
     a = statistics.median(w for w, _ in without)
     b = statistics.median(w for w, _ in with_cb)
     ca = statistics.median(c for _, c in without)
