@@ -9,7 +9,6 @@ import logging
 import platform
 import zlib
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +203,3 @@ def _stream(
     finally:
         bar.close()
         queued.close()
-
-
-def with_overrides(config: Config, **capture_values: Any) -> Config:
-    return replace(config, capture=replace(config.capture, **capture_values))

@@ -129,8 +129,3 @@ def read_manifest(path: Path) -> ManifestRead:
             bad.append(number)
             log.warning("%s: ignoring malformed line %d: %s", path, number, exc)
     return ManifestRead(entries, bad, good_bytes)
-
-
-def dedupe(entries: list[ManifestEntry]) -> dict[tuple[int | None, str, int], ManifestEntry]:
-    """Index entries by (epoch, layer, first); a later line for the same key wins."""
-    return {e.key: e for e in entries}

@@ -75,10 +75,6 @@ def array_stats(arr: np.ndarray) -> tuple[float | None, float | None, int]:
     return float(vals.min()), float(vals.max()), bad
 
 
-def is_run_dir(path: Path) -> bool:
-    return (path / RUN_JSON).is_file()
-
-
 class RunWriter:
     """Owns one run directory while writing into it.
 
