@@ -8,7 +8,7 @@ import hashlib
 import logging
 import platform
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,17 @@ from .store.naming import layer_dir
 log = logging.getLogger(__name__)
 
 
+def arrays_digest(arrays: Iterable[Any]) -> str:
+    """CRC-32 over the bytes of several arrays, as 8 hex digits."""
+    crc = 0
+    for a in arrays:
+        crc = zlib.crc32(np.ascontiguousarray(np.asarray(a)).view(np.uint8).reshape(-1), crc)
+    return f"{crc & 0xFFFFFFFF:08x}"
+
+
 def weights_digest(model: Any) -> str:
     """CRC-32 over every weight: tells two models with the same structure apart."""
-    crc = 0
-    for w in model.weights:
-        crc = zlib.crc32(np.ascontiguousarray(np.asarray(w)).view(np.uint8).reshape(-1), crc)
-    return f"{crc & 0xFFFFFFFF:08x}"
+    return arrays_digest(model.weights)
 
 
 def versions() -> dict[str, str]:
@@ -136,7 +141,7 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         "batch": c.batch_size,
         "format": c.format,
         "dtype": c.dtype,
-        "data": _array_digest(source) if patterns is not None else None,
+        "data": arrays_digest(source.arrays) if patterns is not None else None,
     }
     if source.names is not None:  # image files: a renamed or added file is another run
         parts["sources"] = source.names
@@ -148,13 +153,6 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         _stream(model, selected, source, writer, c.batch_size, c.queue_size, quiet)
     log.info("captured %d pattern(s) x %d layer(s) into %s", source.count, len(selected), out)
     return open_run(out)
-
-
-def _array_digest(source: PatternSource) -> str:
-    crc = 0
-    for a in source.arrays:
-        crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1), crc)
-    return f"{crc:08x}"
 
 
 def _stream(

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ._tf import keras_and_tf
-from .batch import array_source, fingerprint, layer_records, versions
+from .batch import array_source, arrays_digest, fingerprint, layer_records, versions
 from .config import SelectConfig
 from .errors import ConfigError, SpecError
 from .probe import Probe, input_shapes, layer_infos
@@ -48,14 +47,6 @@ keras, _tf = keras_and_tf()
 log = logging.getLogger(__name__)
 
 UNITS = ("epoch", "step")
-
-
-def data_digest(source: PatternSource) -> str:
-    """CRC-32 of the watched patterns (part of the run's fingerprint)."""
-    crc = 0
-    for a in source.arrays:
-        crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1), crc)
-    return f"{crc & 0xFFFFFFFF:08x}"
 
 
 def _plain(value: Any) -> Any:
@@ -157,7 +148,7 @@ class CaptureCallback(keras.callbacks.Callback):
             "mode": "train",
             "model_name": model.name,
             "layers": records,
-            "patterns": data_digest(self.source),
+            "patterns": arrays_digest(self.source.arrays),
             "count": self.source.count,
             "format": self.fmt,
             "dtype": self.dtype,

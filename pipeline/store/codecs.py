@@ -19,10 +19,6 @@ from ..errors import StoreError
 EXTENSIONS = {"npy": "npy", "json": "json"}
 
 
-def checksum_bytes(data: bytes | memoryview, crc: int = 0) -> int:
-    return zlib.crc32(data, crc)
-
-
 def format_checksum(crc: int) -> str:
     return f"crc32:{crc & 0xFFFFFFFF:08x}"
 
