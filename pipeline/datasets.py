@@ -12,14 +12,14 @@ layers row by row, so a class must show in what each row holds, which an anchore
 from __future__ import annotations
 
 import logging
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import PassageError, PatternError, SpecError
+from .errors import PatternError, SpecError
+from .specs import read_npz
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +102,18 @@ def _parse_builtin(spec: str) -> tuple[str, int, int]:
 def _load_npz(path: Path, x_key: str, y_key: str, spec: str) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise PatternError(f"dataset file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = list(npz.keys())
-            for key, what in ((x_key, "x_key"), (y_key, "y_key")):
-                if key not in keys:
-                    raise SpecError(
-                        f"dataset {spec!r}: [train] {what} = {key!r} is not in the archive; "
-                        f"expected one of {keys}"
-                    )
-            return np.asarray(npz[x_key]), np.asarray(npz[y_key])
-    except PassageError:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise PatternError(f"dataset file {path} cannot be read: {exc}") from exc
+
+    def pick(keys: list[str]) -> list[str]:
+        for key, what in ((x_key, "x_key"), (y_key, "y_key")):
+            if key not in keys:
+                raise SpecError(
+                    f"dataset {spec!r}: [train] {what} = {key!r} is not in the archive; "
+                    f"expected one of {keys}"
+                )
+        return [x_key, y_key]
+
+    x, y = read_npz(path, pick, "dataset file")
+    return x, y
 
 
 def load_dataset(

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelLoadError, PatternError, SpecError
+from .errors import ModelLoadError, PassageError, PatternError, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,20 @@ def _npz_keys(
     return chosen
 
 
+def read_npz(
+    path: Path, pick: Callable[[list[str]], list[str]], what: str = "pattern file"
+) -> list[np.ndarray]:
+    """The arrays of an ``.npz`` (pickles refused) under the keys ``pick(available keys)``
+    returns; ``pick`` raises SpecError for keys that are not there."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return [np.asarray(npz[k]) for k in pick(list(npz.keys()))]
+    except PassageError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise PatternError(f"{what} {path} cannot be read: {exc}") from exc
+
+
 def _load_npz(
     path: Path,
     key: str | None,
@@ -233,16 +247,12 @@ def _load_npz(
     names: Sequence[str] = ("input",),
     key_map: Mapping[str, str] | None = None,
 ) -> list[np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = list(npz.keys())
-            if key is not None and key not in keys:
-                raise SpecError(f"pattern spec {spec!r}: no key {key!r}; the archive holds {keys}")
-            return [npz[k] for k in _npz_keys(keys, key, names, key_map or {}, spec)]
-    except (ValueError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, SpecError):
-            raise
-        raise PatternError(f"pattern file {path} cannot be read: {exc}") from exc
+    def pick(keys: list[str]) -> list[str]:
+        if key is not None and key not in keys:
+            raise SpecError(f"pattern spec {spec!r}: no key {key!r}; the archive holds {keys}")
+        return _npz_keys(keys, key, names, key_map or {}, spec)
+
+    return read_npz(path, pick)
 
 
 def check_shapes(
