@@ -8,9 +8,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from pipeline.batch import capture
-from pipeline.config import CaptureConfig, Config, SelectConfig
+import numpy as np
 
+from pipeline.batch import capture, layer_records
+from pipeline.config import CaptureConfig, Config, SelectConfig
+from pipeline.store import QueuedWriter, RunWriter
+
+from .baselines import BareForward
 from .measure import folder_bytes, seconds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +63,46 @@ class TimedCapture:
         self.bytes = folder_bytes(self.out)
         shutil.rmtree(self.out, ignore_errors=True)
         return elapsed
+
+
+class StoreAlone:
+    """The store side of a capture without the model: the same files (layers, batches,
+    shapes, writer threads and queue) written from one batch of real outputs made once. How
+    fast this machine's disk takes a capture's output, side by side with the forward pass."""
+
+    def __init__(self, config: Config, bare: BareForward, out: Path) -> None:
+        c = config.capture
+        self.out = out
+        self.count, self.batch_size, self.queue_size = bare.source.count, c.batch_size, c.queue_size
+        size = min(self.batch_size, self.count)
+        outputs = bare.probe(bare.source.batch(0, size))
+        self.names = bare.layer_names
+        self.outputs = [np.ascontiguousarray(o) for o in outputs]
+        self.info = {"fingerprint": "store-alone", "layers": layer_records(bare.selected)}
+        self.bytes = 0
+
+    def __call__(self) -> float:
+        shutil.rmtree(self.out, ignore_errors=True)
+        os.sync()  # as TimedCapture
+        elapsed = seconds(self._write)
+        self.bytes = folder_bytes(self.out)
+        shutil.rmtree(self.out, ignore_errors=True)
+        return elapsed
+
+    def _write(self) -> None:
+        with RunWriter(self.out, self.info) as writer:
+            queued = QueuedWriter(writer, maxsize=self.queue_size)
+            try:
+                for first in range(0, self.count, self.batch_size):
+                    size = min(self.batch_size, self.count - first)
+                    queued.submit(
+                        [
+                            (n, None, first, o[:size])
+                            for n, o in zip(self.names, self.outputs, strict=True)
+                        ]
+                    )
+            finally:
+                queued.close()
 
 
 def child_env() -> dict[str, str]:

@@ -147,7 +147,16 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         parts["sources"] = source.names
     info["fingerprint"] = fingerprint(parts)
     out = Path(c.out)
-    with RunWriter(out, info, fmt=c.format, dtype=c.dtype, overwrite=c.overwrite) as writer:
+    writer = RunWriter(
+        out,
+        info,
+        fmt=c.format,
+        dtype=c.dtype,
+        overwrite=c.overwrite,
+        durable=c.fsync,
+        direct_io=c.direct_io,
+    )
+    with writer:
         if c.architecture and not ((out / "model.png").exists() or (out / "model.txt").exists()):
             draw_architecture(model, out)
         _stream(model, selected, source, writer, c.batch_size, c.queue_size, quiet)

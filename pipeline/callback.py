@@ -68,7 +68,7 @@ class CaptureCallback(keras.callbacks.Callback):
     ``every``: record after every N-th epoch (and always after the last one ``fit`` runs);
     ``every_batches``: also every K optimizer steps (keys become steps, see the module doc).
     ``info`` adds entries to run.json (e.g. the dataset and labels of the watched patterns);
-    ``fingerprint_extra`` adds parts to what identifies the run.
+    ``fingerprint_extra`` adds parts to what identifies the run; ``durable`` fsyncs every file.
     Use it as a context manager, or call ``close()`` when ``fit`` raised, to release the run's
     lock at once (a lock of a dead process is taken over anyway).
     """
@@ -86,6 +86,7 @@ class CaptureCallback(keras.callbacks.Callback):
         dtype: str = "float32",
         batch_size: int = 256,
         overwrite: bool = False,
+        durable: bool = False,
         info: dict[str, Any] | None = None,
         fingerprint_extra: dict[str, Any] | None = None,
     ) -> None:
@@ -104,6 +105,7 @@ class CaptureCallback(keras.callbacks.Callback):
         self.unit = "step" if every_batches else "epoch"
         self.fmt = fmt
         self.dtype = dtype
+        self.durable = durable
         self.batch_size = batch_size
         self.overwrite = overwrite
         self.extra_info = dict(info or {})
@@ -191,7 +193,12 @@ class CaptureCallback(keras.callbacks.Callback):
         if self.writer is None:
             info = self.plan(model)
             self.writer = RunWriter(
-                self.run_dir, info, fmt=self.fmt, dtype=self.dtype, overwrite=self.overwrite
+                self.run_dir,
+                info,
+                fmt=self.fmt,
+                dtype=self.dtype,
+                overwrite=self.overwrite,
+                durable=self.durable,
             ).open()
             self.overwrite = False  # a second fit continues the same run
         if self.probe is None or self._probe_model is not model:

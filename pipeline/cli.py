@@ -49,6 +49,12 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-architecture", action="store_true", help="do not draw the model")
     p.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
     p.add_argument("--unsafe", action="store_true", help="allow unsafe deserialization (Lambda)")
+    p.add_argument(
+        "--buffered-io",
+        action="store_true",
+        help="write large data files through the page cache instead of direct I/O",
+    )
+    p.add_argument("--fsync", action="store_true", help="fsync every file (survives power loss)")
 
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
@@ -125,6 +131,8 @@ def capture_config(args: argparse.Namespace) -> Config:
         architecture=False if args.no_architecture else None,
         overwrite=True if args.overwrite else None,
         unsafe=True if args.unsafe else None,
+        direct_io=False if args.buffered_io else None,
+        fsync=True if args.fsync else None,
     )
     min_size = _size_pair(args.min_size, "--min-size")
     min_axis = _sizes(args.min_axis, "--min-axis")

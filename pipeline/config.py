@@ -49,6 +49,10 @@ class CaptureConfig:
     overwrite: bool = False
     unsafe: bool = False
     queue_size: int = 4
+    # Large data files bypass the page cache (O_DIRECT) where the filesystem allows it.
+    direct_io: bool = True
+    # fsync every data file and manifest line (survives power loss; slower).
+    fsync: bool = False
     # Model input name -> key of the .npz archive that feeds it (several inputs).
     inputs: dict[str, str] = field(default_factory=dict)
 

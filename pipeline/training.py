@@ -157,6 +157,7 @@ def capture_callback(cfg: Config, prep: Prepared, out: Path | None = None) -> Ca
         dtype=c.dtype,
         batch_size=c.batch_size,
         overwrite=c.overwrite,
+        durable=c.fsync,
         info={
             "model": c.model,
             "patterns": prep.watch_info["spec"],

@@ -14,6 +14,7 @@ EXPECTED = [
     "capture throughput / bare forward pass (builtin:seed)",
     "capture throughput / bare forward pass, --dtype float16",
     "capture throughput / bare forward pass (CNN, Conv2D layers)",
+    "ceiling: store alone (no model) / bare forward pass (CNN)",
     "capture peak RSS, 300 / 30 patterns",
     "capture time JSON / NPY",
     "render grids/s / article's render loop (2x2, 10x10 in, 100 dpi)",

@@ -191,6 +191,27 @@ def test_full_disk_then_read_only_then_resume(
     assert all(now[p] == ident for p, ident in kept.items())  # nothing written twice
 
 
+def _capture_fails_at_size_limit(args: list[str], limit: int) -> None:
+    """Run ``passage -q ARGS`` in a child whose files may not grow past ``limit`` bytes (a real
+    RLIMIT_FSIZE: write(2) fails with EFBIG); expect one error line and exit status 2."""
+
+    def limit_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        passage_cmd("-q", *args),
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        preexec_fn=limit_size,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    err = error_lines(done.stderr)
+    assert len(err) == 1 and "File too large" in err[0] and "to resume" in err[0], done.stderr
+
+
 @pytest.mark.slow
 def test_file_size_limit_fails_cleanly_and_the_rerun_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -202,22 +223,9 @@ def test_file_size_limit_fails_cleanly_and_the_rerun_resumes(
     """
     run = tmp_path / "run"
     limit = 64 * 1024
-
-    def limit_size() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    done = subprocess.run(
-        passage_cmd("-q", "capture", *SMALL[:1], "random:200:3", *SMALL[2:], "--out", str(run)),
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        preexec_fn=limit_size,
-        timeout=120,
+    _capture_fails_at_size_limit(
+        ["capture", *SMALL[:1], "random:200:3", *SMALL[2:], "--out", str(run)], limit
     )
-    assert done.returncode == 2, done.stderr
-    err = error_lines(done.stderr)
-    assert len(err) == 1 and "File too large" in err[0] and "to resume" in err[0], done.stderr
     assert (run / MANIFEST).stat().st_size == limit
     _assert_consistent_after_failure(run)
     assert open_run(run).bad_manifest_lines != []  # the cut line is there, and reported
@@ -231,6 +239,22 @@ def test_file_size_limit_fails_cleanly_and_the_rerun_resumes(
     assert_same_data(ref, run)
     assert check_run(open_run(run)).ok
     assert all(_listed(run)[p] == ident for p, ident in kept.items())
+
+
+@pytest.mark.slow
+def test_size_limit_in_a_direct_write_fails_cleanly_and_the_rerun_resumes(tmp_path: Path) -> None:
+    """Data files of 7.7 MB go through direct I/O; a real 3 MiB RLIMIT_FSIZE cuts the first
+    one short, the next write gets EFBIG: one line, a consistent store, and a rerun without the
+    limit ends equal to an uninterrupted run."""
+    run = tmp_path / "run"
+    args = ["capture", "--patterns", "random:600:3", "--batch-size", "512", "--no-architecture"]
+    _capture_fails_at_size_limit([*args, "--out", str(run)], 3 << 20)
+    _assert_consistent_after_failure(run)
+    assert main(["-q", *args, "--out", str(run)]) == 0
+    ref = tmp_path / "ref"
+    assert main(["-q", *args, "--out", str(ref)]) == 0
+    assert_same_data(ref, run)
+    assert check_run(open_run(run)).ok
 
 
 def _open_as_unprivileged(run: Path) -> str:

@@ -1,15 +1,17 @@
-"""Encode and decode one data file (NPY or JSON), with its CRC-32 computed while writing.
+"""Encode and decode one data file (NPY or JSON).
 
-NPY is written as header + raw bytes in one pass (the checksum is folded over the same
-buffers, no extra copy); JSON uses orjson's numpy support and keeps dtype and shape.
+An encoder returns the file's bytes as pieces: NPY is its header and the array's own buffer
+(no copy; ``files.FileWriter`` folds the CRC-32 over them as it writes), JSON one orjson text
+that keeps dtype and shape.
 """
 
 from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import numpy as np
 import orjson
@@ -34,15 +36,10 @@ def _npy_header(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_npy(fh: BinaryIO, arr: np.ndarray) -> tuple[int, int]:
-    """Write ``arr`` as NPY; return (bytes written, crc32)."""
+def encode_npy(arr: np.ndarray) -> list[Any]:
+    """NPY file of ``arr``: its header, then the array's bytes."""
     arr = np.ascontiguousarray(arr)
-    head = _npy_header(arr)
-    body = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
-    fh.write(head)
-    fh.write(body)
-    crc = zlib.crc32(body, zlib.crc32(head))
-    return len(head) + body.nbytes, crc
+    return [_npy_header(arr), arr]
 
 
 def encode_json(arr: np.ndarray) -> bytes:
@@ -68,13 +65,10 @@ def decode_json(data: bytes) -> np.ndarray:
     return arr
 
 
-def write_json(fh: BinaryIO, arr: np.ndarray) -> tuple[int, int]:
-    data = encode_json(arr)
-    fh.write(data)
-    return len(data), zlib.crc32(data)
-
-
-WRITERS = {"npy": write_npy, "json": write_json}
+ENCODERS: dict[str, Callable[[np.ndarray], list[Any]]] = {
+    "npy": encode_npy,
+    "json": lambda arr: [encode_json(arr)],
+}
 
 
 def read_array(path: Path, fmt: str, mmap: bool = True) -> np.ndarray:

@@ -25,6 +25,7 @@ import orjson
 
 from ..errors import DiskFullError, StoreError
 from . import codecs, naming
+from .files import FileWriter
 from .lock import LOCK, RunLock
 from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
 
@@ -90,9 +91,10 @@ class RunWriter:
         dtype: str = "float32",
         overwrite: bool = False,
         durable: bool = False,
+        direct_io: bool = True,
     ) -> None:
-        if fmt not in codecs.WRITERS:
-            raise StoreError(f"format: expected one of {sorted(codecs.WRITERS)}, received {fmt!r}")
+        if fmt not in codecs.ENCODERS:
+            raise StoreError(f"format: expected one of {sorted(codecs.ENCODERS)}, received {fmt!r}")
         self.root = Path(run_dir)
         self.info = dict(info)
         self.fmt = fmt
@@ -100,6 +102,7 @@ class RunWriter:
         self.dtype = np.dtype(dtype)
         self.overwrite = overwrite
         self.durable = durable
+        self.files = FileWriter(direct=direct_io, durable=durable)
         self.lock = RunLock(self.root)
         self.done: dict[tuple[int | None, str, int], ManifestEntry] = {}
         self._dirs = {rec["name"]: rec["dir"] for rec in self.info["layers"]}
@@ -283,11 +286,7 @@ class RunWriter:
             if folder not in self._made:
                 folder.mkdir(parents=True, exist_ok=True)
                 self._made.add(folder)
-            with tmp.open("wb") as fh:
-                size, crc = codecs.WRITERS[self.fmt](fh, arr)
-                if self.durable:
-                    fh.flush()
-                    os.fsync(fh.fileno())
+            size, crc = self.files.write(tmp, codecs.ENCODERS[self.fmt](arr))
             os.replace(tmp, final)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
