@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.errors import StoreError
 from pipeline.store import QueuedWriter, RunWriter, open_run, read_manifest
 
 LAYERS = [
@@ -39,7 +40,7 @@ def test_manifest_order_is_submission_order(tmp_path, threads):
     assert run.get("b", 27).shape == (3, 2)
 
 
-def test_failure_raises_at_close_and_stops_committing(tmp_path):
+def test_failure_while_preparing_raises_in_submit_and_keeps_earlier_batches(tmp_path):
     with _writer(tmp_path / "run") as writer:
         queued = QueuedWriter(writer, maxsize=2, threads=2)
         batches = list(_batches(4))
@@ -47,6 +48,25 @@ def test_failure_raises_at_close_and_stops_committing(tmp_path):
         with pytest.raises(KeyError):
             for items in batches:
                 queued.submit(items)
-            queued.close()
+        queued.close()  # what was queued before the failure is written
     entries = read_manifest(tmp_path / "run" / "manifest.jsonl").entries
-    assert [(e.layer, e.first) for e in entries] == [("a", 0), ("b", 0), ("c", 0), ("a", 4)]
+    assert [(e.layer, e.first) for e in entries] == [("a", 0), ("b", 0), ("c", 0)]
+
+
+def test_failure_while_writing_raises_and_stops_committing(tmp_path):
+    """Layer b's folder is taken by a file: its first write fails on a writing thread; the
+    error reaches the caller and nothing after it is committed."""
+    with _writer(tmp_path / "run") as writer:
+        blocker = tmp_path / "run" / "data" / "batch" / "001-b"
+        blocker.parent.mkdir(parents=True)
+        blocker.write_text("not a folder")
+        queued = QueuedWriter(writer, maxsize=2, threads=3)
+        with pytest.raises(StoreError, match="001-b"):
+            try:
+                for items in _batches(6):
+                    queued.submit(items)
+            finally:
+                queued.close()
+    entries = read_manifest(tmp_path / "run" / "manifest.jsonl").entries
+    assert [(e.layer, e.first) for e in entries] == [("a", 0)]
+    assert writer.pool._in_use == 0  # every prepared buffer was given back

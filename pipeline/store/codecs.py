@@ -1,17 +1,14 @@
 """Encode and decode one data file (NPY or JSON).
 
-An encoder returns the file's bytes as pieces: NPY is its header and the array's own buffer
-(no copy; ``files.FileWriter`` folds the CRC-32 over them as it writes), JSON one orjson text
-that keeps dtype and shape.
+NPY files are prepared from their header (``npy_header``) by ``prepare.encode``; JSON is one
+orjson text that keeps dtype and shape.
 """
 
 from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
@@ -25,21 +22,16 @@ def format_checksum(crc: int) -> str:
     return f"crc32:{crc & 0xFFFFFFFF:08x}"
 
 
-def _npy_header(arr: np.ndarray) -> bytes:
+def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """The NPY 1.0 header of a C-ordered array (its length is a multiple of 64)."""
     header = {
-        "descr": np.lib.format.dtype_to_descr(arr.dtype),
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
         "fortran_order": False,
-        "shape": arr.shape,
+        "shape": tuple(shape),
     }
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, header)
     return buf.getvalue()
-
-
-def encode_npy(arr: np.ndarray) -> list[Any]:
-    """NPY file of ``arr``: its header, then the array's bytes."""
-    arr = np.ascontiguousarray(arr)
-    return [_npy_header(arr), arr]
 
 
 def encode_json(arr: np.ndarray) -> bytes:
@@ -65,10 +57,7 @@ def decode_json(data: bytes) -> np.ndarray:
     return arr
 
 
-ENCODERS: dict[str, Callable[[np.ndarray], list[Any]]] = {
-    "npy": encode_npy,
-    "json": lambda arr: [encode_json(arr)],
-}
+FORMATS = ("npy", "json")
 
 
 def read_array(path: Path, fmt: str, mmap: bool = True) -> np.ndarray:

@@ -9,6 +9,7 @@ writes overlap the next forward pass while memory stays bounded.
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import logging
 import os
@@ -17,6 +18,7 @@ import shutil
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +27,17 @@ import orjson
 
 from ..errors import DiskFullError, StoreError
 from . import codecs, naming
-from .files import FileWriter
+from .files import BufferPool, FileWriter
 from .lock import LOCK, RunLock
 from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
+from .prepare import Encoded, encode, split
 
 log = logging.getLogger(__name__)
 
 # Full disk, quota, file-size limit (RLIMIT_FSIZE), read-only or forbidden folder.
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 TMP_MARK = ".tmp"
+POOL_BUDGET = 64 << 20  # prepared-file buffers of a writer used directly (QueuedWriter raises it)
 
 
 def disk_error(exc: OSError, what: Path | str) -> StoreError:
@@ -47,6 +51,12 @@ def disk_error(exc: OSError, what: Path | str) -> StoreError:
     return StoreError(f"cannot write {what}: {reason}")
 
 
+def _remove(tmp: Path) -> None:
+    """Remove a temporary after a failed write, if there is one (its folder may be gone)."""
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(path.name + f"{TMP_MARK}{os.getpid()}")
@@ -55,25 +65,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise disk_error(exc, path) from exc
-
-
-def array_stats(arr: np.ndarray) -> tuple[float | None, float | None, int]:
-    """(min, max, nonfinite count) over the finite values; two passes when all are finite."""
-    if arr.size == 0:
-        return None, None, 0
-    if arr.dtype.kind not in "fc":
-        return float(arr.min()), float(arr.max()), 0
-    lo, hi = arr.min(), arr.max()
-    if np.isfinite(lo) and np.isfinite(hi):
-        return float(lo), float(hi), 0
-    finite = np.isfinite(arr)
-    bad = int(arr.size - np.count_nonzero(finite))
-    if bad == arr.size:
-        return None, None, bad
-    vals = arr[finite]
-    return float(vals.min()), float(vals.max()), bad
 
 
 class RunWriter:
@@ -93,8 +86,8 @@ class RunWriter:
         durable: bool = False,
         direct_io: bool = True,
     ) -> None:
-        if fmt not in codecs.ENCODERS:
-            raise StoreError(f"format: expected one of {sorted(codecs.ENCODERS)}, received {fmt!r}")
+        if fmt not in codecs.FORMATS:
+            raise StoreError(f"format: expected one of {list(codecs.FORMATS)}, received {fmt!r}")
         self.root = Path(run_dir)
         self.info = dict(info)
         self.fmt = fmt
@@ -103,6 +96,7 @@ class RunWriter:
         self.overwrite = overwrite
         self.durable = durable
         self.files = FileWriter(direct=direct_io, durable=durable)
+        self.pool = BufferPool(POOL_BUDGET)
         self.lock = RunLock(self.root)
         self.done: dict[tuple[int | None, str, int], ManifestEntry] = {}
         self._dirs = {rec["name"]: rec["dir"] for rec in self.info["layers"]}
@@ -268,48 +262,59 @@ class RunWriter:
 
     def write(self, layer: str, epoch: int | None, first: int, arr: np.ndarray) -> ManifestEntry:
         """Write one (epoch, layer, chunk) file and append its manifest line."""
-        return self.commit(self.write_file(layer, epoch, first, arr))
+        pending = self.prepare(layer, epoch, first, arr)
+        pending.encoded.run(0, pending.encoded.work)
+        return self.commit(self.store(pending))
 
-    def write_file(
-        self, layer: str, epoch: int | None, first: int, arr: np.ndarray
-    ) -> ManifestEntry:
-        """Write one data file into place; its manifest line is ``commit``'s job. Safe to run
-        on several threads at once (distinct files)."""
-        if arr.dtype != self.dtype and arr.dtype.kind == "f":
-            with np.errstate(over="ignore"):  # overflow becomes +-inf, counted as nonfinite
-                arr = arr.astype(self.dtype)
+    def prepare(self, layer: str, epoch: int | None, first: int, arr: np.ndarray) -> Pending:
+        """Start one data file: its name, header and buffer. Its element ranges are then
+        filled with ``pending.encoded.run`` (on any threads), and ``store`` writes it."""
         rel = naming.data_path(self._dirs[layer], epoch, first, self.ext)
-        final = self.root / rel
+        return Pending(layer, epoch, int(first), rel, encode(self.fmt, arr, self.dtype, self.pool))
+
+    def store(self, pending: Pending) -> ManifestEntry:
+        """Write a prepared file into place (temporary name, then rename) and give its buffer
+        back; its manifest line is ``commit``'s job. Safe on several threads (distinct files)."""
+        enc = pending.encoded
+        final = self.root / pending.rel
         folder = final.parent
         tmp = final.with_name(final.name + f"{TMP_MARK}{os.getpid()}")
         try:
+            crc, (lo, hi, bad) = enc.finish()
             if folder not in self._made:
                 folder.mkdir(parents=True, exist_ok=True)
                 self._made.add(folder)
-            size, crc = self.files.write(tmp, codecs.ENCODERS[self.fmt](arr))
+            self.files.write_prepared(tmp, enc.data, enc.size)
             os.replace(tmp, final)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
             raise disk_error(exc, final) from exc
-        lo, hi, bad = array_stats(arr)
-        entry = ManifestEntry(
-            path=rel,
-            layer=layer,
-            epoch=epoch,
-            first=int(first),
-            count=int(arr.shape[0]),
-            shape=tuple(int(v) for v in arr.shape[1:]),
-            dtype=arr.dtype.name,
+        finally:
+            self.discard(pending)
+        stored = enc.stored
+        return ManifestEntry(
+            path=pending.rel,
+            layer=pending.layer,
+            epoch=pending.epoch,
+            first=pending.first,
+            count=int(stored.shape[0]),
+            shape=tuple(int(v) for v in stored.shape[1:]),
+            dtype=stored.dtype.name,
             min=lo,
             max=hi,
             nonfinite=bad,
-            bytes=size,
+            bytes=enc.size,
             checksum=codecs.format_checksum(crc),
         )
-        return entry
+
+    def discard(self, pending: Pending) -> None:
+        """Give a prepared file's buffer back to the pool (after writing, or instead of it)."""
+        if pending.encoded.buffer is not None:
+            self.pool.give(pending.encoded.buffer)
+            pending.encoded.buffer = None
 
     def commit(self, entry: ManifestEntry) -> ManifestEntry:
-        """Append the manifest line of a file that ``write_file`` completed."""
+        """Append the manifest line of a file that ``store`` completed."""
         self._append(self._manifest, entry.to_json_line(), MANIFEST)
         self.done[entry.key] = entry
         return entry
@@ -336,53 +341,81 @@ class RunWriter:
 
 
 class QueuedWriter:
-    """Runs a RunWriter on one background thread behind a bounded queue.
+    """Writes a run's files behind a bounded queue, so disk writes overlap the next forward
+    pass while memory stays bounded.
 
-    ``submit`` blocks when ``maxsize`` batches are waiting, which bounds memory; an error on the
-    thread is raised again in the caller at the next ``submit`` or at ``close``. With
-    ``threads`` > 1 data files are written by that many threads at once (the kernel's
-    page-cache copy is the bottleneck and releases the GIL; at most ``threads`` files beyond
-    the queue are in flight); manifest lines are still appended in submission order, each
-    after its file is complete, so the manifest is the same as with one thread.
+    ``submit`` prepares a batch's files in the calling thread, with ``helpers`` more threads
+    (converting, checksumming and measuring the bytes into aligned buffers while the caller's
+    model is idle: running that beside a multi-threaded forward pass slows the forward pass
+    more than it costs), then queues them. ``threads`` threads write them (direct I/O: they
+    wait on the disk, using almost no CPU), and manifest lines are appended in submission
+    order, each after its file is complete. The buffers of prepared files are bounded by
+    ``maxsize`` batches (``submit`` blocks). An error on a writing thread is raised again in
+    the caller at the next ``submit`` or at ``close``.
     """
 
     _STOP = object()
 
-    def __init__(self, writer: RunWriter, maxsize: int = 4, threads: int = 2) -> None:
+    def __init__(
+        self, writer: RunWriter, maxsize: int = 4, threads: int = 4, helpers: int | None = None
+    ) -> None:
         self.writer = writer
-        self._threads = threads
-        self._pool = ThreadPoolExecutor(threads, "passage-file") if threads > 1 else None
+        self.maxsize = maxsize
+        self._threads = max(1, threads)
+        self._io = ThreadPoolExecutor(self._threads, "passage-io")
+        helpers = min(3, (os.cpu_count() or 2) - 1) if helpers is None else helpers
+        self._helpers = ThreadPoolExecutor(helpers, "passage-prep") if helpers > 0 else None
+        self._parts = 1 + max(0, helpers)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self._error: BaseException | None = None
+        self._sized = False
         self._thread = threading.Thread(target=self._run, name="passage-writer", daemon=True)
         self._thread.start()
 
+    def submit(self, items: list[tuple[str, int | None, int, np.ndarray]]) -> None:
+        self._check()
+        if not self._sized:  # bound the prepared buffers by maxsize batches like this one
+            batch = sum(int(np.asarray(arr).nbytes) for *_, arr in items)
+            self.writer.pool.budget = max(self.writer.pool.budget, self.maxsize * batch)
+            self._sized = True
+        pending: list[Pending] = []
+        try:
+            for layer, epoch, first, arr in items:
+                pending.append(self.writer.prepare(layer, epoch, first, arr))
+            self._fill(pending)
+        except BaseException:
+            for p in pending:
+                self.writer.discard(p)
+            raise
+        self._queue.put(pending)
+
+    def _fill(self, pending: list[Pending]) -> None:
+        """Run every element range of ``pending``, split over the caller and the helpers."""
+        parts = split([p.encoded for p in pending], self._parts)
+        futures = [self._helpers.submit(_run_ranges, part) for part in parts[1:] if part]
+        _run_ranges(parts[0])
+        for fut in futures:
+            fut.result()
+
     def _run(self) -> None:
-        pending: collections.deque[Future[ManifestEntry]] = collections.deque()
+        inflight: collections.deque[Future[ManifestEntry]] = collections.deque()
         while True:
             item = self._queue.get()
             if item is self._STOP:
-                self._commit(pending, keep=0)
+                self._commit(inflight, keep=0)
                 return
             if self._error is not None:
-                continue  # drain without writing after a failure
-            try:
-                if self._pool is None:
-                    for layer, epoch, first, arr in item:
-                        self.writer.write(layer, epoch, first, arr)
-                    continue
-                pending.extend(self._pool.submit(self.writer.write_file, *args) for args in item)
-                # keep the file threads busy across batches; commit in order behind them
-                self._commit(pending, keep=self._threads)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                self._error = exc
-                self._commit(pending, keep=0)
+                for p in item:  # drain without writing after a failure
+                    self.writer.discard(p)
+                continue
+            inflight.extend(self._io.submit(self.writer.store, p) for p in item)
+            self._commit(inflight, keep=self._threads)
 
-    def _commit(self, pending: collections.deque[Future[ManifestEntry]], keep: int) -> None:
+    def _commit(self, inflight: collections.deque[Future[ManifestEntry]], keep: int) -> None:
         """Append the manifest lines of the oldest files, in order, until ``keep`` remain in
         flight; after a failure only wait for them."""
-        while len(pending) > keep:
-            fut = pending.popleft()
+        while len(inflight) > keep:
+            fut = inflight.popleft()
             if self._error is not None:
                 fut.exception()
                 continue
@@ -395,14 +428,29 @@ class QueuedWriter:
         if self._error is not None:
             raise self._error
 
-    def submit(self, items: list[tuple[str, int | None, int, np.ndarray]]) -> None:
-        self._check()
-        self._queue.put(items)
-
     def close(self) -> None:
-        """Wait until everything queued is written; raise the thread's error if any."""
-        self._queue.put(self._STOP)
-        self._thread.join()
-        if self._pool is not None:
-            self._pool.shutdown()
+        """Wait until everything queued is written; raise the thread's error if any. Closing
+        again only raises that error again."""
+        if self._thread.is_alive():
+            self._queue.put(self._STOP)
+            self._thread.join()
+        self._io.shutdown()
+        if self._helpers is not None:
+            self._helpers.shutdown()
         self._check()
+
+
+def _run_ranges(ranges: Iterable[tuple[Encoded, int, int]]) -> None:
+    for encoded, start, stop in ranges:
+        encoded.run(start, stop)
+
+
+@dataclass
+class Pending:
+    """A data file prepared (or being prepared) and not yet written."""
+
+    layer: str
+    epoch: int | None
+    first: int
+    rel: str
+    encoded: Encoded

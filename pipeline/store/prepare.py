@@ -1,0 +1,177 @@
+"""Turn one array into a data file's bytes, CRC-32 and statistics, ready to be written.
+
+An NPY file is prepared in an aligned pool buffer (direct I/O writes it as it is): the header
+is placed first, then the body is filled range by range (``Encoded.work``): each range of
+elements is converted to the stored dtype straight into the buffer, its min/max/nonfinite
+taken and its CRC-32 folded while it is in the CPU cache. Ranges can run on different threads;
+``Encoded.finish`` combines their CRCs (``crc32_combine``) and statistics in order. A JSON file
+is one orjson text (one range of work).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import codecs
+from .crc import crc32_combine
+from .files import BufferPool
+
+Stats = tuple[float | None, float | None, int]
+SUB = 1 << 18  # elements per step inside a range: a few hundred KiB stay in cache
+
+
+def array_stats(arr: np.ndarray) -> Stats:
+    """(min, max, nonfinite count) over the finite values; two passes when all are finite."""
+    if arr.size == 0:
+        return None, None, 0
+    if arr.dtype.kind not in "fc":
+        return float(arr.min()), float(arr.max()), 0
+    lo, hi = arr.min(), arr.max()
+    if np.isfinite(lo) and np.isfinite(hi):
+        return float(lo), float(hi), 0
+    finite = np.isfinite(arr)
+    bad = int(arr.size - np.count_nonzero(finite))
+    if bad == arr.size:
+        return None, None, bad
+    vals = arr[finite]
+    return float(vals.min()), float(vals.max()), bad
+
+
+def merge_stats(parts: Sequence[Stats]) -> Stats:
+    """The statistics of a concatenation from those of its parts."""
+    los = [p[0] for p in parts if p[0] is not None]
+    his = [p[1] for p in parts if p[1] is not None]
+    return (
+        min(los) if los else None,
+        max(his) if his else None,
+        sum(p[2] for p in parts),
+    )
+
+
+@dataclass
+class _Part:
+    crc: int
+    nbytes: int
+    stats: Stats
+
+
+@dataclass
+class Encoded:
+    """One data file being prepared. ``work`` is the number of elements (NPY) to process with
+    ``run``; ``finish`` gives (bytes, size, crc32, stats) once every range has run."""
+
+    stored: np.ndarray  # the array as stored (shape and dtype of the file)
+    data: np.ndarray  # the file's bytes: a pool buffer (NPY) or the JSON text
+    size: int
+    work: int
+    buffer: np.ndarray | None = None  # give back to the pool once written
+    _source: np.ndarray | None = None  # flat source (NPY), any dtype
+    _body: np.ndarray | None = None  # flat stored-dtype view of the buffer's body (NPY)
+    _head_crc: int = 0
+    _parts: dict[int, _Part] = field(default_factory=dict)
+
+    def run(self, start: int, stop: int) -> None:
+        """Fill, checksum and measure elements ``[start, stop)`` (NPY). Safe on threads for
+        ranges that do not overlap."""
+        src, body = self._source, self._body
+        if stop <= start or src is None or body is None:
+            return  # nothing to fill (JSON is complete once encoded)
+        crc = 0
+        parts: list[Stats] = []
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow to +-inf is counted
+            for a in range(start, stop, SUB):
+                b = min(stop, a + SUB)
+                np.copyto(body[a:b], src[a:b], casting="unsafe")
+                parts.append(array_stats(body[a:b]))
+                crc = zlib.crc32(body[a:b].view(np.uint8), crc)
+        self._parts[start] = _Part(crc, (stop - start) * body.itemsize, merge_stats(parts))
+
+    def finish(self) -> tuple[int, Stats]:
+        """(crc32, stats) of the whole file once every range has run."""
+        if self._body is None:  # JSON: done in run_json
+            part = self._parts[0]
+            return part.crc, part.stats
+        crc = self._head_crc
+        covered = 0
+        parts: list[Stats] = []
+        for start in sorted(self._parts):
+            part = self._parts[start]
+            if start != covered:
+                raise AssertionError(f"range at {start} but {covered} elements covered")
+            crc = crc32_combine(crc, part.crc, part.nbytes)
+            covered += part.nbytes // self._body.itemsize
+            parts.append(part.stats)
+        if covered != self.work:
+            raise AssertionError(f"{covered} of {self.work} elements prepared")
+        return crc, merge_stats(parts) if parts else (None, None, 0)
+
+
+def stored_dtype(arr: np.ndarray, dtype: np.dtype) -> np.dtype:
+    """Floats are stored as ``dtype``; other kinds as they are."""
+    return dtype if arr.dtype.kind == "f" else arr.dtype
+
+
+def encode(fmt: str, arr: np.ndarray, dtype: np.dtype, pool: BufferPool) -> Encoded:
+    """Start preparing ``arr`` as a ``fmt`` file storing floats as ``dtype``."""
+    arr = np.asarray(arr)
+    target = stored_dtype(arr, dtype)
+    if fmt != "npy":
+        with np.errstate(over="ignore"):  # overflow becomes +-inf, counted as nonfinite
+            stored = arr.astype(target, copy=False)
+        text = codecs.encode_json(stored)
+        enc = Encoded(stored, np.frombuffer(text, dtype=np.uint8), len(text), 0)
+        enc._parts[0] = _Part(zlib.crc32(text), len(text), array_stats(stored))
+        return enc
+    head = codecs.npy_header(target, arr.shape)
+    nbytes = len(head) + arr.size * target.itemsize
+    buf = pool.take(nbytes)
+    buf[: len(head)] = np.frombuffer(head, dtype=np.uint8)
+    body = buf[len(head) : nbytes].view(target)
+    return Encoded(
+        body.reshape(arr.shape),
+        buf,
+        nbytes,
+        arr.size,
+        buffer=buf,
+        _source=np.ascontiguousarray(arr).reshape(-1),
+        _body=body,
+        _head_crc=zlib.crc32(head),
+    )
+
+
+def split(
+    jobs: Sequence[Encoded], parts: int, grain: int = 1024
+) -> list[list[tuple[Encoded, int, int]]]:
+    """Cut the elements of ``jobs`` into ``parts`` lists of ``(job, start, stop)`` ranges with
+    about equal bytes each, in file order; a cut inside a file falls on a multiple of
+    ``grain`` elements."""
+    spans: list[tuple[Encoded, int, int]] = []  # (job, first byte, bytes) in the whole batch
+    offset = 0
+    for job in jobs:
+        if job._body is not None and job.work:
+            spans.append((job, offset, job.work * job._body.itemsize))
+            offset += spans[-1][2]
+    out: list[list[tuple[Encoded, int, int]]] = [[] for _ in range(parts)]
+    cuts = [offset * i // parts for i in range(parts + 1)]
+    for job, first, nbytes in spans:
+        item = job._body.itemsize  # type: ignore[union-attr]
+        for k in range(parts):
+            start = _element(cuts[k], first, nbytes, item, job.work, grain)
+            stop = _element(cuts[k + 1], first, nbytes, item, job.work, grain)
+            if stop > start:
+                out[k].append((job, start, stop))
+    return out
+
+
+def _element(byte: int, first: int, nbytes: int, item: int, work: int, grain: int) -> int:
+    """The element of a file (bytes ``[first, first + nbytes)`` of the batch) where a cut at
+    batch byte ``byte`` falls, on a multiple of ``grain`` inside the file."""
+    if byte <= first:
+        return 0
+    if byte >= first + nbytes:
+        return work
+    return (byte - first) // item // grain * grain
