@@ -1,6 +1,7 @@
-"""Batch capture: stream patterns through the probe, one forward pass per batch, and hand each
-layer's output to the writer thread. RAM is bounded by the batch size and the queue length,
-not by the number of patterns; a rerun resumes from what the manifest holds."""
+"""Batch capture: stream patterns through the probe, one forward pass per batch, and hand the
+layers' outputs to the queued writer, which prepares their files at once and writes them on
+background threads. RAM is bounded by the batch size and the queue length, not by the number
+of patterns; a rerun resumes from what the manifest holds."""
 
 from __future__ import annotations
 

@@ -61,8 +61,9 @@ class _Part:
 
 @dataclass
 class Encoded:
-    """One data file being prepared. ``work`` is the number of elements (NPY) to process with
-    ``run``; ``finish`` gives (bytes, size, crc32, stats) once every range has run."""
+    """One data file being prepared: ``data[:size]`` are its bytes once ``run`` has covered
+    its ``work`` elements (NPY; JSON has none left), and ``finish`` gives their CRC-32 and
+    statistics."""
 
     stored: np.ndarray  # the array as stored (shape and dtype of the file)
     data: np.ndarray  # the file's bytes: a pool buffer (NPY) or the JSON text
@@ -92,7 +93,7 @@ class Encoded:
 
     def finish(self) -> tuple[int, Stats]:
         """(crc32, stats) of the whole file once every range has run."""
-        if self._body is None:  # JSON: done in run_json
+        if self._body is None:  # JSON: complete once encoded
             part = self._parts[0]
             return part.crc, part.stats
         crc = self._head_crc

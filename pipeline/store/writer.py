@@ -17,7 +17,7 @@ import queue
 import shutil
 import threading
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -393,7 +393,10 @@ class QueuedWriter:
         """Run every element range of ``pending``, split over the caller and the helpers."""
         parts = split([p.encoded for p in pending], self._parts)
         futures = [self._helpers.submit(_run_ranges, part) for part in parts[1:] if part]
-        _run_ranges(parts[0])
+        try:
+            _run_ranges(parts[0])
+        finally:
+            wait(futures)  # no helper may still fill a buffer once this returns or raises
         for fut in futures:
             fut.result()
 
