@@ -118,3 +118,26 @@ def test_pool_blocks_past_its_budget_and_reuses_buffers() -> None:
     pool.give(got[0])
     big = pool.take(10 * ALIGN)  # larger than the budget: granted once nothing is in use
     assert big.size == 10 * ALIGN and big.ctypes.data % ALIGN == 0
+
+
+def test_json_files_are_whole_units_of_work_on_any_thread(tmp_path: Path) -> None:
+    pool = BufferPool(1 << 30)
+    arrays = [np.arange(n, dtype=np.float32).reshape(-1, 2) / 3 for n in (2000, 6, 0, 4000)]
+    jobs = [encode("json", a, np.dtype("float16"), pool) for a in arrays]
+    jobs.insert(1, encode("npy", np.ones(5000, np.float32), np.dtype("float32"), pool))
+    ranges = split(jobs, 2, grain=64)
+    for job in jobs:
+        spans = [(a, b) for part in ranges for j, a, b in part if j is job]
+        assert spans[0][0] == 0 and spans[-1][1] == job.work
+    assert all(ranges)  # both threads get work
+    for part in ranges:
+        for job, start, stop in part:
+            job.run(start, stop)
+    for i, (arr, job) in enumerate(zip(arrays, jobs[:1] + jobs[2:], strict=True)):
+        path = tmp_path / f"{i}.json"
+        FileWriter().write_prepared(path, job.data, job.size)
+        crc, stats = job.finish()
+        assert crc == zlib.crc32(path.read_bytes())
+        back = codecs.read_array(path, "json")
+        np.testing.assert_array_equal(back, arr.astype(np.float16))
+        assert stats == array_stats(arr.astype(np.float16))

@@ -5,7 +5,7 @@ is placed first, then the body is filled range by range (``Encoded.work``): each
 elements is converted to the stored dtype straight into the buffer, its min/max/nonfinite
 taken and its CRC-32 folded while it is in the CPU cache. Ranges can run on different threads;
 ``Encoded.finish`` combines their CRCs (``crc32_combine``) and statistics in order. A JSON file
-is one orjson text (one range of work).
+is one orjson text: one unit of work, which ``split`` never cuts.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class Encoded:
     stored: np.ndarray  # the array as stored (shape and dtype of the file)
     data: np.ndarray  # the file's bytes: a pool buffer (NPY) or the JSON text
     size: int
-    work: int
+    work: int  # elements to run (NPY), or 1: the whole JSON text
+    unit: int  # bytes per element of work (how ``split`` balances)
     buffer: np.ndarray | None = None  # give back to the pool once written
     _source: np.ndarray | None = None  # flat source (NPY), any dtype
     _body: np.ndarray | None = None  # flat stored-dtype view of the buffer's body (NPY)
@@ -79,8 +80,14 @@ class Encoded:
         """Fill, checksum and measure elements ``[start, stop)`` (NPY). Safe on threads for
         ranges that do not overlap."""
         src, body = self._source, self._body
-        if stop <= start or src is None or body is None:
-            return  # nothing to fill (JSON is complete once encoded)
+        if stop <= start:
+            return
+        if body is None:  # JSON: the whole text at once
+            text = codecs.encode_json(self.stored)
+            self.data, self.size = np.frombuffer(text, dtype=np.uint8), len(text)
+            self._parts[0] = _Part(zlib.crc32(text), len(text), array_stats(self.stored))
+            return
+        assert src is not None
         crc = 0
         parts: list[Stats] = []
         with np.errstate(over="ignore", invalid="ignore"):  # overflow to +-inf is counted
@@ -93,7 +100,7 @@ class Encoded:
 
     def finish(self) -> tuple[int, Stats]:
         """(crc32, stats) of the whole file once every range has run."""
-        if self._body is None:  # JSON: complete once encoded
+        if self._body is None:  # JSON: one part
             part = self._parts[0]
             return part.crc, part.stats
         crc = self._head_crc
@@ -123,10 +130,7 @@ def encode(fmt: str, arr: np.ndarray, dtype: np.dtype, pool: BufferPool) -> Enco
     if fmt != "npy":
         with np.errstate(over="ignore"):  # overflow becomes +-inf, counted as nonfinite
             stored = arr.astype(target, copy=False)
-        text = codecs.encode_json(stored)
-        enc = Encoded(stored, np.frombuffer(text, dtype=np.uint8), len(text), 0)
-        enc._parts[0] = _Part(zlib.crc32(text), len(text), array_stats(stored))
-        return enc
+        return Encoded(stored, np.empty(0, np.uint8), 0, 1, max(1, stored.nbytes))
     head = codecs.npy_header(target, arr.shape)
     nbytes = len(head) + arr.size * target.itemsize
     buf = pool.take(nbytes)
@@ -137,6 +141,7 @@ def encode(fmt: str, arr: np.ndarray, dtype: np.dtype, pool: BufferPool) -> Enco
         buf,
         nbytes,
         arr.size,
+        target.itemsize,
         buffer=buf,
         _source=np.ascontiguousarray(arr).reshape(-1),
         _body=body,
@@ -153,16 +158,16 @@ def split(
     spans: list[tuple[Encoded, int, int]] = []  # (job, first byte, bytes) in the whole batch
     offset = 0
     for job in jobs:
-        if job._body is not None and job.work:
-            spans.append((job, offset, job.work * job._body.itemsize))
+        if job.work:
+            spans.append((job, offset, job.work * job.unit))
             offset += spans[-1][2]
     out: list[list[tuple[Encoded, int, int]]] = [[] for _ in range(parts)]
     cuts = [offset * i // parts for i in range(parts + 1)]
     for job, first, nbytes in spans:
-        item = job._body.itemsize  # type: ignore[union-attr]
+        step = min(grain, job.work)  # a JSON text (one unit) is never cut
         for k in range(parts):
-            start = _element(cuts[k], first, nbytes, item, job.work, grain)
-            stop = _element(cuts[k + 1], first, nbytes, item, job.work, grain)
+            start = _element(cuts[k], first, nbytes, job.unit, job.work, step)
+            stop = _element(cuts[k + 1], first, nbytes, job.unit, job.work, step)
             if stop > start:
                 out[k].append((job, start, stop))
     return out
