@@ -24,7 +24,7 @@ from .diagram import draw_architecture
 from .errors import PatternError
 from .probe import Probe, input_names, input_shapes, layer_infos
 from .select import LayerInfo, select_layers
-from .specs import PatternSource, check_shapes, load_model, load_patterns
+from .specs import PatternSource, check_shapes, limited, load_model, load_patterns
 from .store import QueuedWriter, Run, RunWriter, open_run
 from .store.naming import layer_dir
 
@@ -109,9 +109,9 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
     shapes = input_shapes(model)
     names = input_names(model)
     source = (
-        load_patterns(c.patterns, shapes, names, c.inputs)
+        load_patterns(c.patterns, shapes, names, c.inputs, limit=c.limit)
         if patterns is None
-        else array_source(patterns, shapes)
+        else limited(array_source(patterns, shapes), c.limit)
     )
     selected = select_layers(layer_infos(model), config.select)
     records = layer_records(selected)

@@ -39,6 +39,9 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=cfgmod.FORMATS, help="data file format (default npy)")
     p.add_argument("--dtype", choices=cfgmod.DTYPES, help="stored float type (default float32)")
     p.add_argument("--batch-size", type=int, help="patterns per forward pass (default 256)")
+    p.add_argument(
+        "--limit", type=int, help="capture only the first N patterns (needed for endless datasets)"
+    )
     p.add_argument("--select", choices=cfgmod.RULES, help="layer selection rule (default seed)")
     p.add_argument("--min-size", help="seed rule minimum HxW, e.g. 15x15")
     p.add_argument("--min-axis", help="minimum size of each output axis, e.g. 8 or 8x8")
@@ -128,6 +131,7 @@ def capture_config(args: argparse.Namespace) -> Config:
         format=args.format,
         dtype=args.dtype,
         batch_size=args.batch_size,
+        limit=args.limit,
         architecture=False if args.no_architecture else None,
         overwrite=True if args.overwrite else None,
         unsafe=True if args.unsafe else None,

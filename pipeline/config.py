@@ -49,6 +49,8 @@ class CaptureConfig:
     overwrite: bool = False
     unsafe: bool = False
     queue_size: int = 4
+    # Capture only the first N patterns of the source (0: all); needed for endless generators.
+    limit: int = 0
     # Large data files bypass the page cache (O_DIRECT) where the filesystem allows it.
     direct_io: bool = True
     # fsync every data file and manifest line (survives power loss; slower).
@@ -170,6 +172,8 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[capture] batch_size: expected >= 1, received {c.batch_size}")
     if c.queue_size < 1:
         raise ConfigError(f"[capture] queue_size: expected >= 1, received {c.queue_size}")
+    if c.limit < 0:
+        raise ConfigError(f"[capture] limit: expected >= 0 (0: all patterns), received {c.limit}")
     if s.rule not in RULES:
         raise ConfigError(f"[select] rule: expected one of {RULES}, received {s.rule!r}")
     if s.rule == "seed" and len(s.min_size) != 2:

@@ -202,10 +202,11 @@ class _Spill:
 
 
 def from_generator(
-    spec: str, shapes: Sequence[tuple[int | None, ...]], names: Sequence[str]
+    spec: str, shapes: Sequence[tuple[int | None, ...]], names: Sequence[str], limit: int = 0
 ) -> PatternSource:
     """Read ``module:function``'s iterable of batches once, into one memory-mapped array per
-    input (spilled to a temporary file: memory stays bounded by one batch)."""
+    input (spilled to a temporary file: memory stays bounded by one batch); with ``limit`` > 0,
+    stop after that many patterns (an endless dataset such as ``.repeat()`` needs it)."""
     factory = load_callable(spec, "pattern")
     try:
         batches = factory()
@@ -218,10 +219,20 @@ def from_generator(
     except Exception as exc:
         raise SpecError(f"pattern function {spec!r} failed: {exc}") from exc
     spill = _Spill(len(names))
+    log.info(
+        "reading the batches of %s into a temporary file%s",
+        spec,
+        f" (the first {limit:,} patterns)" if limit else "; an endless dataset needs --limit N",
+    )
     try:
         for b, batch in enumerate(iterator):
             where = f"pattern function {spec!r}, batch {b}"
-            spill.add(_as_inputs(batch, names, where), where, shapes)
+            arrays = _as_inputs(batch, names, where)
+            if limit:
+                arrays = [a[: limit - spill.count] for a in arrays]
+            spill.add(arrays, where, shapes)
+            if limit and spill.count >= limit:
+                break
         if spill.count == 0:
             raise PatternError(
                 f"pattern function {spec!r} yielded no patterns; expected at least one batch"

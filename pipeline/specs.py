@@ -9,6 +9,7 @@ path), or ``builtin:NAME``. Patterns: ``file.npy`` (memory-mapped, no pickles),
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import logging
@@ -300,8 +301,27 @@ def _load_one(
     shapes: Sequence[tuple[int | None, ...]],
     names: Sequence[str],
     key_map: Mapping[str, str],
+    limit: int = 0,
 ) -> PatternSource:
-    """One spec feeding every input in ``names``."""
+    """One spec feeding every input in ``names``; at most ``limit`` patterns (0: all)."""
+    return limited(_source(spec, shapes, names, key_map, limit), limit)
+
+
+def limited(source: PatternSource, limit: int) -> PatternSource:
+    """The first ``limit`` patterns of ``source`` (all of them when ``limit`` is 0)."""
+    if not limit or source.count <= limit:
+        return source
+    names = source.names[:limit] if source.names is not None else None
+    return dataclasses.replace(source, count=limit, names=names)
+
+
+def _source(
+    spec: str,
+    shapes: Sequence[tuple[int | None, ...]],
+    names: Sequence[str],
+    key_map: Mapping[str, str],
+    limit: int,
+) -> PatternSource:
     from . import sources
 
     if spec.startswith("random:"):
@@ -318,7 +338,7 @@ def _load_one(
         return sources.image_folder(path, shapes[0], spec)
     if not path.exists():
         if path.suffix not in (".npy", ".npz") and _is_generator_spec(spec):
-            return sources.from_generator(spec, shapes, names)
+            return sources.from_generator(spec, shapes, names, limit)
         raise PatternError(f"pattern file not found: {path}")
     if path.suffix == ".npy":
         if len(shapes) != 1:
@@ -376,8 +396,10 @@ def load_patterns(
     input_shapes: Sequence[tuple[int | None, ...]],
     input_names: Sequence[str] | None = None,
     key_map: Mapping[str, str] | None = None,
+    limit: int = 0,
 ) -> PatternSource:
-    """Resolve a pattern spec for a model whose inputs have ``input_shapes`` (per pattern).
+    """Resolve a pattern spec for a model whose inputs have ``input_shapes`` (per pattern);
+    ``limit`` > 0 keeps only the first ``limit`` patterns (a generator is read no further).
 
     For several inputs: an ``.npz`` with one key per input (named after the input, or mapped
     by ``key_map`` {input name: key}), a ``module:function`` yielding one array per input, or
@@ -399,12 +421,12 @@ def load_patterns(
         source = _combine(
             spec,
             [
-                _load_one(p, [s], [n], {n: key_map[n]} if n in key_map else {})
+                _load_one(p, [s], [n], {n: key_map[n]} if n in key_map else {}, limit)
                 for p, s, n in zip(parts, input_shapes, names, strict=True)
             ],
         )
     else:
-        source = _load_one(spec, input_shapes, names, key_map)
+        source = _load_one(spec, input_shapes, names, key_map, limit)
     if len(source.shapes) != len(input_shapes):
         raise PatternError(
             f"patterns {spec!r} feed {len(source.shapes)} input(s); the model has "

@@ -204,3 +204,21 @@ def test_direct_and_buffered_io_write_the_same_run(tmp_path):
     want = keras.Model(model.input, model.get_layer("dense").output)(x)
     got = np.concatenate([a for _, a in open_run(direct).iter_chunks("dense")])
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
+def test_limit_captures_the_first_patterns_of_an_endless_dataset(tmp_path, capsys):
+    gen = tmp_path / "endless.py"
+    gen.write_text(
+        "import numpy as np\n"
+        "def batches():\n"
+        "    i = 0\n"
+        "    while True:\n"
+        "        yield np.full((4, 50, 50), i / 10, np.float32)\n"
+        "        i += 1\n"
+    )
+    assert capture(tmp_path, "--patterns", f"{gen}:batches", "--limit", "10") == 0
+    run = open_run(tmp_path / "run")
+    assert run.num_patterns == 10
+    assert float(run.get("dense", 9).mean()) != float(run.get("dense", 0).mean())
+    assert capture(tmp_path, "--limit", "-1", out="bad") == 2
+    assert "limit: expected >= 0" in one_error_line(capsys)

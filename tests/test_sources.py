@@ -155,6 +155,17 @@ def not_iterable():
 def ragged():
     yield np.ones((2, 4), np.float32)
     yield np.ones((2, 5), np.float32)
+
+def endless():
+    i = 0
+    while True:
+        yield np.full((3, 4), i, np.float32)
+        i += 1
+
+def endless_dataset():
+    import tensorflow as tf
+    x = np.arange(20, dtype=np.float32).reshape(5, 4)
+    return tf.data.Dataset.from_tensor_slices(x).batch(2).repeat()
 """
 
 
@@ -223,3 +234,21 @@ def test_config_inputs_table():
         from_dict({"capture": {"inputs": "image=x1"}})
     with pytest.raises(ConfigError, match="min_axis: expected sizes >= 0"):
         from_dict({"select": {"rule": "all", "min_axis": [-1]}})
+
+
+def test_limit_stops_an_endless_generator_and_trims_every_source(gen_file, tmp_path):
+    src = load_patterns(f"{gen_file}:endless", [(4,)], limit=7)
+    assert src.count == 7
+    assert np.array_equal(_all(src)[0][:, 0], [0, 0, 0, 1, 1, 1, 2])
+    pytest.importorskip("tensorflow")
+    rep = load_patterns(f"{gen_file}:endless_dataset", [(4,)], limit=12)  # tf.data .repeat()
+    x = np.arange(20, dtype=np.float32).reshape(5, 4)
+    assert np.array_equal(_all(rep)[0], np.concatenate([x, x, x[:2]]))
+    assert load_patterns("random:10", [(3,)], limit=4).count == 4
+    assert load_patterns("random:3", [(3,)], limit=4).count == 3  # fewer than the limit
+    np.testing.assert_array_equal(
+        _all(load_patterns("random:10", [(3,)], limit=4))[0],
+        _all(load_patterns("random:10", [(3,)]))[0][:4],
+    )
+    images = load_patterns(str(IMAGES), [(28, 28, 1)], limit=2)
+    assert images.count == 2 and len(images.names) == 2
