@@ -70,3 +70,32 @@ def test_failure_while_writing_raises_and_stops_committing(tmp_path):
     entries = read_manifest(tmp_path / "run" / "manifest.jsonl").entries
     assert [(e.layer, e.first) for e in entries] == [("a", 0)]
     assert writer.pool._in_use == 0  # every prepared buffer was given back
+
+
+def test_batches_larger_than_the_pool_never_deadlock(tmp_path):
+    """Odd-sized files (padding to the alignment), a one-batch queue, a pool that starts tiny
+    and a later batch larger than the first (a resumed run misses more layers): all written."""
+    import threading
+
+    rng = np.random.default_rng(1)
+    with _writer(tmp_path / "run") as writer:
+        writer.pool.budget = 1
+        queued = QueuedWriter(writer, maxsize=1, threads=2)
+        sizes = [1, 3, 3, 3, 3]  # layers per batch: the first batch is the smallest
+
+        def feed() -> None:
+            for b, n in enumerate(sizes):
+                queued.submit(
+                    [
+                        (r["name"], None, b * 4, rng.random((4, 3, 2), np.float32))
+                        for r in LAYERS[:n]
+                    ]
+                )
+            queued.close()
+
+        worker = threading.Thread(target=feed, daemon=True)
+        worker.start()
+        worker.join(timeout=60)  # a polling limit, not a timing assertion
+        assert not worker.is_alive(), "QueuedWriter deadlocked"
+    entries = read_manifest(tmp_path / "run" / "manifest.jsonl").entries
+    assert len(entries) == sum(sizes)

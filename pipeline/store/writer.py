@@ -27,7 +27,7 @@ import orjson
 
 from ..errors import DiskFullError, StoreError
 from . import codecs, naming
-from .files import BufferPool, FileWriter
+from .files import ALIGN, BufferPool, FileWriter
 from .lock import LOCK, RunLock
 from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
 from .prepare import Encoded, encode, split
@@ -368,16 +368,15 @@ class QueuedWriter:
         self._parts = 1 + max(0, helpers)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self._error: BaseException | None = None
-        self._sized = False
         self._thread = threading.Thread(target=self._run, name="passage-writer", daemon=True)
         self._thread.start()
 
     def submit(self, items: list[tuple[str, int | None, int, np.ndarray]]) -> None:
         self._check()
-        if not self._sized:  # bound the prepared buffers by maxsize batches like this one
-            batch = sum(int(np.asarray(arr).nbytes) for *_, arr in items)
-            self.writer.pool.budget = max(self.writer.pool.budget, self.maxsize * batch)
-            self._sized = True
+        # Room for maxsize batches like this one in the queue and writing, plus the one being
+        # prepared (whose buffers cannot be given back before it is queued: no self-deadlock).
+        batch = sum(int(np.asarray(arr).nbytes) + 2 * ALIGN for *_, arr in items)
+        self.writer.pool.budget = max(self.writer.pool.budget, (self.maxsize + 1) * batch)
         pending: list[Pending] = []
         try:
             for layer, epoch, first, arr in items:
