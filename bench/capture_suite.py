@@ -68,7 +68,6 @@ def _throughput(sizes: Sizes, tmp: Path, n: int, note: str) -> list[Figure]:
     med = interleaved({"bare": bare, "ours": ours, "half": half, "article": article}, sizes.repeats)
     ours_rate = n / med["ours"]
     article_rate = sizes.article / med["article"]
-    bare_rate = n / med["bare"]
     return [
         Figure(
             f"capture throughput NPY float32, {n:,} patterns / article's method",
@@ -79,26 +78,38 @@ def _throughput(sizes: Sizes, tmp: Path, n: int, note: str) -> list[Figure]:
             (">=", 800),
             f"article's method timed on {sizes.article} patterns" + (f"; {note}" if note else ""),
         ),
-        Figure(
+        _versus_bare(
             "capture throughput / bare forward pass (builtin:seed)",
-            bare_rate,
-            ours_rate,
-            "patterns/s",
-            ours_rate / bare_rate,
+            n,
+            med,
+            "ours",
             (">=", 0.60),
             f"{n:,} patterns, batch {sizes.batch_size}, {ours.bytes / 2**20:,.0f} MiB written; "
             "both draw the same batches from the same pattern source",
         ),
-        Figure(
+        _versus_bare(
             "capture throughput / bare forward pass, --dtype float16",
-            bare_rate,
-            n / med["half"],
-            "patterns/s",
-            med["bare"] / med["half"],
+            n,
+            med,
+            "half",
             None,
             f"same run stored as float16: {half.bytes / 2**20:,.0f} MiB written",
         ),
     ]
+
+
+def _versus_bare(
+    name: str,
+    n: int,
+    med: dict[str, float],
+    key: str,
+    target: tuple[str, float] | None,
+    note: str,
+) -> Figure:
+    """Patterns/s of ``med[key]`` against the bare forward pass over the same ``n`` patterns."""
+    return Figure(
+        name, n / med["bare"], n / med[key], "patterns/s", med["bare"] / med[key], target, note
+    )
 
 
 def _cnn_ratio(sizes: Sizes, tmp: Path) -> list[Figure]:
@@ -112,21 +123,19 @@ def _cnn_ratio(sizes: Sizes, tmp: Path) -> list[Figure]:
     ours(), bare(), store()
     med = interleaved({"bare": bare, "ours": ours, "store": store}, sizes.repeats)
     return [
-        Figure(
+        _versus_bare(
             "capture throughput / bare forward pass (CNN, Conv2D layers)",
-            sizes.cnn / med["bare"],
-            sizes.cnn / med["ours"],
-            "patterns/s",
-            med["bare"] / med["ours"],
+            sizes.cnn,
+            med,
+            "ours",
             (">=", 0.60),
             f"{label}; {sizes.cnn:,} patterns, {ours.bytes / 2**20:,.0f} MiB written",
         ),
-        Figure(
+        _versus_bare(
             "ceiling: store alone (no model) / bare forward pass (CNN)",
-            sizes.cnn / med["bare"],
-            sizes.cnn / med["store"],
-            "patterns/s",
-            med["bare"] / med["store"],
+            sizes.cnn,
+            med,
+            "store",
             None,
             f"the same {store.bytes / 2**20:,.0f} MiB of files written from arrays made once: "
             f"{store.bytes / med['store'] / 1e9:.2f} GB/s. Below 1, the disk is slower than the "
