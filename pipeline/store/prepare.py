@@ -98,6 +98,11 @@ class Encoded:
                 crc = zlib.crc32(body[a:b].view(np.uint8), crc)
         self._parts[start] = _Part(crc, (stop - start) * body.itemsize, merge_stats(parts))
 
+    def release_source(self) -> None:
+        """Drop the reference to the source array once every range has run: a prepared file
+        waiting to be written holds only its buffer, not the model's output too."""
+        self._source = None
+
     def finish(self) -> tuple[int, Stats]:
         """(crc32, stats) of the whole file once every range has run."""
         if self._body is None:  # JSON: one part

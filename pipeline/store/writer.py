@@ -30,7 +30,7 @@ from . import codecs, naming
 from .files import ALIGN, BufferPool, FileWriter
 from .lock import LOCK, RunLock
 from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
-from .prepare import Encoded, encode, split
+from .prepare import Encoded, encode, split, stored_dtype
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,11 @@ class RunWriter:
     def write(self, layer: str, epoch: int | None, first: int, arr: np.ndarray) -> ManifestEntry:
         """Write one (epoch, layer, chunk) file and append its manifest line."""
         pending = self.prepare(layer, epoch, first, arr)
-        pending.encoded.run(0, pending.encoded.work)
+        try:
+            pending.encoded.run(0, pending.encoded.work)
+        except BaseException:
+            self.discard(pending)  # the buffer goes back even when filling fails
+            raise
         return self.commit(self.store(pending))
 
     def prepare(self, layer: str, epoch: int | None, first: int, arr: np.ndarray) -> Pending:
@@ -375,7 +379,11 @@ class QueuedWriter:
         self._check()
         # Room for maxsize batches like this one in the queue and writing, plus the one being
         # prepared (whose buffers cannot be given back before it is queued: no self-deadlock).
-        batch = sum(int(np.asarray(arr).nbytes) + 2 * ALIGN for *_, arr in items)
+        batch = sum(
+            np.asarray(arr).size * stored_dtype(np.asarray(arr), self.writer.dtype).itemsize
+            + 2 * ALIGN
+            for *_, arr in items
+        )
         self.writer.pool.budget = max(self.writer.pool.budget, (self.maxsize + 1) * batch)
         pending: list[Pending] = []
         try:
@@ -398,6 +406,8 @@ class QueuedWriter:
             wait(futures)  # no helper may still fill a buffer once this returns or raises
         for fut in futures:
             fut.result()
+        for p in pending:
+            p.encoded.release_source()
 
     def _run(self) -> None:
         inflight: collections.deque[Future[ManifestEntry]] = collections.deque()
