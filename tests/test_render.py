@@ -78,6 +78,17 @@ def test_rendered_cells_show_the_stored_data(tmp_path, seed_model):
     # the brightest stored value is drawn white somewhere, the darkest black
     assert pixels.max() > 250 and pixels.min() < 5
     assert data.max() > data.min()
+    # the image: the block of rows and columns that are almost all non-white
+    rows = np.flatnonzero((pixels < 250).mean(axis=1) > 0.5)
+    cols = np.flatnonzero((pixels < 250).mean(axis=0) > 0.5)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    h, w = data.shape
+    # the pixel at the centre of each stored value's square, against the value itself
+    ys = (top + (np.arange(h) + 0.5) * (bottom - top) / h).astype(int)
+    xs = (left + (np.arange(w) + 0.5) * (right - left) / w).astype(int)
+    drawn = pixels[np.ix_(ys, xs)]
+    want = (data - data.min()) / (data.max() - data.min()) * 255
+    assert np.abs(drawn - want).max() < 8, np.abs(drawn - want).max()
 
 
 def test_render_never_imports_tensorflow(seed_run, tmp_path):

@@ -91,7 +91,7 @@ def test_render_draws_every_page_marks_damage_and_exits_1(
 @pytest.mark.parametrize("fmt", ["npy", "json"])
 def test_each_damaged_cell_gets_its_own_reason(tmp_path: Path, fmt: str) -> None:
     run = make_run(tmp_path / "run", fmt)
-    expected = damage(run, fmt)
+    damage(run, fmt)
     cache = ChunkCache(open_run(run))
     reasons = {
         (layer, p): layer_cell(cache, layer, p, None, GridOptions()).problem
@@ -106,7 +106,6 @@ def test_each_damaged_cell_gets_its_own_reason(tmp_path: Path, fmt: str) -> None
         ("c", 4): "checksum mismatch",
         ("c", 5): "checksum mismatch",
     }
-    assert sorted(expected.values()) == ["checksum mismatch", "missing file", "truncated file"]
 
 
 def test_body_bit_flip_is_caught_by_the_checksum_not_drawn(tmp_path: Path) -> None:

@@ -50,6 +50,8 @@ def test_npz_key_map(tmp_path):
         str(tmp_path / "p.npz"), [(4,), (2,)], ["image", "meta"], {"image": "x1", "meta": "x2"}
     )
     assert [s for s in src.shapes] == [(4,), (2,)]
+    image, meta = _all(src)
+    assert np.array_equal(image, np.ones((2, 4))) and np.array_equal(meta, np.zeros((2, 2)))
 
 
 def test_npz_errors(tmp_path):
