@@ -46,8 +46,6 @@ from .store import RunWriter
 keras, _tf = keras_and_tf()
 log = logging.getLogger(__name__)
 
-UNITS = ("epoch", "step")
-
 
 def _plain(value: Any) -> Any:
     """A log value as JSON: numbers as float, arrays/tensors as float or list."""
@@ -114,6 +112,7 @@ class CaptureCallback(keras.callbacks.Callback):
         self.writer: RunWriter | None = None
         self.source: PatternSource | None = None
         self.selected: list[LayerInfo] = []
+        self._plan: tuple[Any, dict[str, Any]] | None = None  # (model, run.json) once planned
         self.records = 0  # records written by this callback (skipped ones not counted)
         self._probe_model: Any = None
         self._step = 0
@@ -141,7 +140,10 @@ class CaptureCallback(keras.callbacks.Callback):
 
     def plan(self, model: Any) -> dict[str, Any]:
         """The run description (run.json) this callback writes for ``model``; sets up the
-        watched patterns and the selected layers (no probe built, nothing written)."""
+        watched patterns and the selected layers (no probe built, nothing written). Done once
+        per model: ``passage capture`` plans before ``fit``, ``on_train_begin`` reuses it."""
+        if self._plan is not None and self._plan[0] is model:
+            return self._plan[1]
         self.source = array_source(self.patterns, input_shapes(model))
         self.selected = self._selected_layers(model)
         records = layer_records(self.selected)
@@ -172,6 +174,7 @@ class CaptureCallback(keras.callbacks.Callback):
             **{k: v for k, v in self.extra_info.items() if k not in ("model", "patterns")},
         }
         info["fingerprint"] = fingerprint(parts)
+        self._plan = (model, info)
         return info
 
     def expected_keys(self, epochs: int, steps_per_epoch: int | None = None) -> list[int]:

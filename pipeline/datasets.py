@@ -41,11 +41,6 @@ class Dataset:
     def count(self) -> int:
         return int(self.x.shape[0])
 
-    def class_name(self, label: int) -> str:
-        if 0 <= label < len(self.class_names):
-            return self.class_names[label]
-        return str(label)
-
 
 def stripes(per_class: int = STRIPES_PER_CLASS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)``: ``per_class`` patterns of each of the five stripe classes, interleaved

@@ -120,13 +120,6 @@ def _entries(model: Any) -> list[_Entry]:
     return found
 
 
-def layer_outputs(model: Any) -> list[tuple[LayerInfo, Any]]:
-    """Every layer with one symbolic output, in model order, nested sub-models' layers included
-    (named ``outer/inner``, listed just before their sub-model). A nested layer's tensor
-    belongs to its sub-model's graph: use ``Probe`` to compute it."""
-    return [(e.info, e.tensor) for e in _entries(model)]
-
-
 def layer_infos(model: Any) -> list[LayerInfo]:
     return [e.info for e in _entries(model)]
 
