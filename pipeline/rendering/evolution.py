@@ -2,7 +2,7 @@
 
 Every cell of a sheet uses the layer's color scale fixed over all epochs (from the manifest's
 min/max), so a brighter cell means larger outputs, not a rescaled image. The figure is built
-once per sheet shape and reused across patterns and layers (``grids.PagePainter``).
+once per sheet shape and reused across the patterns of a layer (``grids.PagePainter``).
 """
 
 from __future__ import annotations

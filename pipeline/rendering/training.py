@@ -95,7 +95,8 @@ def draw_training_patterns(
     report = DrawReport()
     layers = run.layers
     tl = timeline.Timeline.from_run(run.info, run.metrics())
-    limits = timeline.layer_limits((e for e in run.entries if e.epoch in set(keys)), layers)
+    recorded = set(keys)
+    limits = timeline.layer_limits((e for e in run.entries if e.epoch in recorded), layers)
     labels = [tl.label(k) for k in keys]
     per_pattern = 4 * len(keys) * sum(math.prod(rec.shape) for rec in run.layer_records)
     groups = timeline.pattern_groups(len(patterns), per_pattern, MEMORY_BUDGET) or [range(0)]
@@ -107,18 +108,22 @@ def draw_training_patterns(
         for group in groups:
             chosen = [patterns[i] for i in group]
             images = gather(run, keys, chosen, opts, report)
-            for p in chosen:
-                name = timeline.pattern_label(run.info, p)
-                for rec in run.layer_records:
+            names = {p: timeline.pattern_label(run.info, p) for p in chosen}
+            # layer by layer: a layer's sheets share one layout, so the painter's drawn page
+            # is reused from pattern to pattern
+            for rec, title in zip(run.layer_records, titles, strict=True):
+                for p in chosen:
                     evolution.draw(
                         out / "evolution" / f"pattern-{p}",
                         rec.dir,
-                        f"{name} · {layout.cell_title(rec.name, rec.shape)}",
+                        f"{names[p]} · {title}",
                         labels,
                         [images.get((rec.name, k, p)) for k in keys],
                         limits[rec.name],
                     )
                     report.pages += 1
+            for p in chosen:
+                name = names[p]
                 frames = [[images.get((layer, k, p)) for layer in layers] for k in keys]
                 animator.write(
                     out / "animation" / f"pattern-{p}.gif",
