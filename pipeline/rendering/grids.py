@@ -274,20 +274,13 @@ class ChunkCache:
     def __init__(self, run: Run) -> None:
         self.run = run
         self._open: dict[tuple[str, int | None], tuple[int, int, np.ndarray]] = {}
-        self._bad: dict[str, DamagedDataError] = {}  # damaged files, checked once
 
     def get(self, layer: str, pattern: int, epoch: int | None) -> np.ndarray:
         hit = self._open.get((layer, epoch))
         if hit is not None and hit[0] <= pattern < hit[1]:
             return hit[2][pattern - hit[0]]
         entry = self.run.entry_for(layer, pattern, epoch)
-        if entry.path in self._bad:
-            raise self._bad[entry.path]
-        try:
-            arr = self.run.load(entry, check=True)
-        except DamagedDataError as exc:
-            self._bad[entry.path] = exc
-            raise
+        arr = self.run.load(entry, check=True)  # checked once per file by the Run
         self._open[(layer, epoch)] = (entry.first, entry.first + entry.count, arr)
         return arr[pattern - entry.first]
 

@@ -74,6 +74,8 @@ class Run:
         self._chunks = {k: sorted(v.values(), key=lambda e: e.first) for k, v in index.items()}
         self._firsts = {k: [e.first for e in v] for k, v in self._chunks.items()}
         self.entries: list[ManifestEntry] = [e for v in self._chunks.values() for e in v]
+        # files already checked by load(check=True): manifest entry -> None (good) or its error
+        self._checked: dict[ManifestEntry, DamagedDataError | None] = {}
 
     # -- what the run holds --------------------------------------------------------------------
     @property
@@ -159,9 +161,25 @@ class Run:
         """One whole data file as an array (NPY memory-mapped).
 
         With ``check``, the file's size and checksum are compared with its manifest line first
-        (one extra sequential read). Any mismatch raises ``DamagedDataError`` with a short
-        ``reason``.
+        (one extra sequential read, once per file and ``Run``). Any mismatch raises
+        ``DamagedDataError`` with a short ``reason``.
         """
+        if check and entry in self._checked:
+            known = self._checked[entry]
+            if known is not None:
+                raise known
+            check = False  # checked already: only map it
+        try:
+            arr = self._load(entry, mmap, check)
+        except DamagedDataError as exc:
+            if check:
+                self._checked[entry] = exc
+            raise
+        if check:
+            self._checked[entry] = None
+        return arr
+
+    def _load(self, entry: ManifestEntry, mmap: bool, check: bool) -> np.ndarray:
         path = self.path / entry.path
 
         def damaged(reason: str, detail: str) -> DamagedDataError:
