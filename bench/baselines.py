@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.batch import resolve_batch_size
 from pipeline.config import Config
 from pipeline.probe import Probe, input_shapes, layer_infos
 from pipeline.select import select_layers
@@ -52,7 +53,7 @@ class BareForward:
         self.source = load_patterns(c.patterns, shapes)
         self.selected = select_layers(layer_infos(self.model), config.select)
         self.probe = Probe(self.model, self.selected)
-        self.batch_size = c.batch_size
+        self.batch_size = resolve_batch_size(c, self.selected, self.source.count)
 
     @property
     def layer_names(self) -> list[str]:

@@ -7,6 +7,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from pipeline.config import Config
+
 from .baselines import BareForward, article_capture
 from .common import (
     CONV_SELECT,
@@ -84,7 +86,7 @@ def _throughput(sizes: Sizes, tmp: Path, n: int, note: str) -> list[Figure]:
             med,
             "ours",
             (">=", 0.60),
-            f"{n:,} patterns, batch {sizes.batch_size}, {ours.bytes / 2**20:,.0f} MiB written; "
+            f"{n:,} patterns, batch {bare.batch_size}, {ours.bytes / 2**20:,.0f} MiB written; "
             "both draw the same batches from the same pattern source",
         ),
         _versus_bare(
@@ -113,15 +115,21 @@ def _versus_bare(
 
 
 def _cnn_ratio(sizes: Sizes, tmp: Path) -> list[Figure]:
-    spec = label = "builtin:cnn"
-    config = capture_config(
-        tmp / "cnn", sizes.cnn, sizes.batch_size, model=spec, select=CONV_SELECT
+    label = "builtin:cnn"
+
+    def config(name: str, batch_size: int) -> Config:
+        return capture_config(tmp / name, sizes.cnn, batch_size, model=label, select=CONV_SELECT)
+
+    ours = TimedCapture(config("cnn", sizes.batch_size))
+    bare = BareForward(ours.config)
+    store = StoreAlone(ours.config, bare, tmp / "cnn-store")
+    fixed = TimedCapture(config("cnn-fixed", sizes.fixed_batch))
+    bare_fixed = BareForward(fixed.config)
+    ours(), bare(), store(), fixed(), bare_fixed()
+    med = interleaved(
+        {"bare": bare, "ours": ours, "store": store, "fixed": fixed, "bare_fixed": bare_fixed},
+        sizes.repeats,
     )
-    ours = TimedCapture(config)
-    bare = BareForward(config)
-    store = StoreAlone(config, bare, tmp / "cnn-store")
-    ours(), bare(), store()
-    med = interleaved({"bare": bare, "ours": ours, "store": store}, sizes.repeats)
     return [
         _versus_bare(
             "capture throughput / bare forward pass (CNN, Conv2D layers)",
@@ -129,7 +137,16 @@ def _cnn_ratio(sizes: Sizes, tmp: Path) -> list[Figure]:
             med,
             "ours",
             (">=", 0.60),
-            f"{label}; {sizes.cnn:,} patterns, {ours.bytes / 2**20:,.0f} MiB written",
+            f"{label}; {sizes.cnn:,} patterns, batch {bare.batch_size} (by memory budget), "
+            f"{ours.bytes / 2**20:,.0f} MiB written",
+        ),
+        _versus_bare(
+            f"same, --batch-size {sizes.fixed_batch}",
+            sizes.cnn,
+            {"bare": med["bare_fixed"], "fixed": med["fixed"]},
+            "fixed",
+            None,
+            "smaller batches: the fixed costs of each forward pass and file weigh more",
         ),
         _versus_bare(
             "ceiling: store alone (no model) / bare forward pass (CNN)",

@@ -73,7 +73,11 @@ class StoreAlone:
     def __init__(self, config: Config, bare: BareForward, out: Path) -> None:
         c = config.capture
         self.out = out
-        self.count, self.batch_size, self.queue_size = bare.source.count, c.batch_size, c.queue_size
+        self.count, self.batch_size, self.queue_size = (
+            bare.source.count,
+            bare.batch_size,
+            c.queue_size,
+        )
         size = min(self.batch_size, self.count)
         outputs = bare.probe(bare.source.batch(0, size))
         self.names = bare.layer_names

@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pipeline.store.crc import backend as crc_backend
+
 
 def cpu_model() -> str:
     try:
@@ -41,6 +43,7 @@ def describe(tmp: Path) -> dict[str, Any]:
         "tmp": str(tmp),
         "tmp_free_gib": round(shutil.disk_usage(tmp).free / 2**30, 1),
         "load_average_start": load_average(),
+        "crc32": crc_backend(),
         "versions": {**versions(), "matplotlib": matplotlib.__version__, "pillow": PIL.__version__},
     }
 

@@ -17,7 +17,8 @@ class Sizes:
     article_render: int  # grids the article's render loop is timed on
     render_rss: tuple[int, int]  # (small, large) pattern counts of the render peak-RSS ratio
     repeats: int = 3
-    batch_size: int = 512
+    batch_size: int = 0  # 0: chosen by memory budget, as `passage capture` does by default
+    fixed_batch: int = 512  # the CNN figure is also reported at this batch size
     training_repeats: int = 1
     training: bool = True
 

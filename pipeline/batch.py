@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import platform
-import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,14 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from ._tf import keras_and_tf
-from .config import Config
+from .config import CaptureConfig, Config
 from .diagram import draw_architecture
 from .errors import PatternError
 from .probe import Probe, input_names, input_shapes, layer_infos
 from .select import LayerInfo, select_layers
 from .specs import PatternSource, check_shapes, limited, load_model, load_patterns
 from .store import QueuedWriter, Run, RunWriter, open_run
+from .store.crc import crc32
 from .store.naming import layer_dir
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def arrays_digest(arrays: Iterable[Any]) -> str:
     """CRC-32 over the bytes of several arrays, as 8 hex digits."""
     crc = 0
     for a in arrays:
-        crc = zlib.crc32(np.ascontiguousarray(np.asarray(a)).view(np.uint8).reshape(-1), crc)
+        crc = crc32(np.ascontiguousarray(np.asarray(a)), crc)
     return f"{crc & 0xFFFFFFFF:08x}"
 
 
@@ -53,6 +54,36 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
+
+
+DEFAULT_BATCH = 256  # when an output's size per pattern is not known (None axes)
+MAX_BATCH = 8192
+
+
+def choose_batch_size(selected: Sequence[LayerInfo], dtype: str, budget: int) -> int:
+    """Patterns per batch for ``[capture] batch_size = 0``: the largest power of two (1 to
+    ``MAX_BATCH``) whose selected layers' outputs, stored as ``dtype``, fit in ``budget``
+    bytes. Larger batches spread the fixed costs of a forward pass and of each file over more
+    patterns; the budget bounds the memory of a batch in flight (the writer holds
+    ``queue_size + 1`` of them). ``DEFAULT_BATCH`` when a size per pattern is unknown."""
+    itemsize = np.dtype(dtype).itemsize
+    per_pattern = 0
+    for info in selected:
+        if any(d is None for d in info.shape):
+            return DEFAULT_BATCH
+        per_pattern += math.prod(info.shape) * itemsize  # type: ignore[arg-type]
+    fits = budget // per_pattern if per_pattern else MAX_BATCH
+    return min(MAX_BATCH, 1 << (max(1, fits).bit_length() - 1))
+
+
+def resolve_batch_size(c: CaptureConfig, selected: Sequence[LayerInfo], count: int) -> int:
+    """``[capture] batch_size``, or when it is 0 the size ``batch_mb`` allows (at most
+    ``count``, the patterns there are)."""
+    if c.batch_size:
+        return c.batch_size
+    size = min(choose_batch_size(selected, c.dtype, c.batch_mb << 20), max(1, count))
+    log.info("%d pattern(s) per batch (outputs within %d MiB)", size, c.batch_mb)
+    return size
 
 
 def layer_records(selected: Sequence[LayerInfo]) -> list[dict[str, Any]]:
@@ -114,6 +145,7 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         else limited(array_source(patterns, shapes), c.limit)
     )
     selected = select_layers(layer_infos(model), config.select)
+    batch_size = resolve_batch_size(c, selected, source.count)
     records = layer_records(selected)
     model_spec = c.model if patterns is None else f"<in-memory {model.name}>"
     digest = weights_digest(model)
@@ -128,7 +160,7 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         "pattern_origin": source.origin,
         "num_patterns": source.count,
         "sources": source.record(),
-        "batch_size": c.batch_size,
+        "batch_size": batch_size,
         "weights_crc32": digest,
         "config": config.to_dict(),
         "versions": versions(),
@@ -139,7 +171,7 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         "layers": records,
         "patterns": source.spec,
         "count": source.count,
-        "batch": c.batch_size,
+        "batch": batch_size,
         "format": c.format,
         "dtype": c.dtype,
         "data": arrays_digest(source.arrays) if patterns is not None else None,
@@ -160,7 +192,7 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
     with writer:
         if c.architecture and not ((out / "model.png").exists() or (out / "model.txt").exists()):
             draw_architecture(model, out)
-        _stream(model, selected, source, writer, c.batch_size, c.queue_size, quiet)
+        _stream(model, selected, source, writer, batch_size, c.queue_size, quiet)
     log.info("captured %d pattern(s) x %d layer(s) into %s", source.count, len(selected), out)
     return open_run(out)
 
@@ -198,15 +230,15 @@ def _stream(
         dynamic_ncols=True,
     )
     try:
-        for first, size, missing in todo_batches:
-            outputs = probe(source.batch(first, size))
-            queued.submit(
-                [
-                    (n, None, first, out)
-                    for n, out in zip(names, outputs, strict=True)
-                    if n in missing
-                ]
-            )
+        patterns = source.batch(*todo_batches[0][:2])
+        for i, (first, size, missing) in enumerate(todo_batches):
+            outputs = probe(patterns)
+            items = [(n, None, first, out) for n, out in zip(names, outputs, strict=True)]
+            queued.submit([item for item in items if item[0] in missing], wait=False)
+            del outputs, items  # the model's memory is free again once its batch is prepared
+            if i + 1 < len(todo_batches):  # load the next patterns while this batch is prepared
+                patterns = source.batch(*todo_batches[i + 1][:2])
+            queued.join()
             bar.update(size)
     finally:
         bar.close()

@@ -35,7 +35,14 @@ from typing import Any
 import numpy as np
 
 from ._tf import keras_and_tf
-from .batch import array_source, arrays_digest, fingerprint, layer_records, versions
+from .batch import (
+    array_source,
+    arrays_digest,
+    choose_batch_size,
+    fingerprint,
+    layer_records,
+    versions,
+)
 from .config import SelectConfig
 from .errors import ConfigError, SpecError
 from .probe import Probe, input_shapes, layer_infos
@@ -83,16 +90,18 @@ class CaptureCallback(keras.callbacks.Callback):
         fmt: str = "npy",
         dtype: str = "float32",
         batch_size: int = 256,
+        batch_mb: int = 64,
         overwrite: bool = False,
         durable: bool = False,
         info: dict[str, Any] | None = None,
         fingerprint_extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if every < 1 or every_batches < 0 or batch_size < 1:
+        if every < 1 or every_batches < 0 or batch_size < 0 or batch_mb < 1:
             raise ConfigError(
-                "CaptureCallback: expected every >= 1, every_batches >= 0 and batch_size >= 1, "
-                f"received every={every}, every_batches={every_batches}, batch_size={batch_size}"
+                "CaptureCallback: expected every >= 1, every_batches >= 0, batch_size >= 0 (0: "
+                f"by batch_mb) and batch_mb >= 1, received every={every}, every_batches="
+                f"{every_batches}, batch_size={batch_size}, batch_mb={batch_mb}"
             )
         self.run_dir = Path(run_dir)
         self.patterns = patterns
@@ -104,7 +113,9 @@ class CaptureCallback(keras.callbacks.Callback):
         self.fmt = fmt
         self.dtype = dtype
         self.durable = durable
+        self.batch_request = batch_size  # 0: chosen by batch_mb when planned
         self.batch_size = batch_size
+        self.batch_mb = batch_mb
         self.overwrite = overwrite
         self.extra_info = dict(info or {})
         self.fingerprint_extra = dict(fingerprint_extra or {})
@@ -146,6 +157,9 @@ class CaptureCallback(keras.callbacks.Callback):
             return self._plan[1]
         self.source = array_source(self.patterns, input_shapes(model))
         self.selected = self._selected_layers(model)
+        self.batch_size = self.batch_request or choose_batch_size(
+            self.selected, self.dtype, self.batch_mb << 20
+        )
         records = layer_records(self.selected)
         time_info = {"unit": self.unit, "every": self.every, "every_batches": self.every_batches}
         parts = {

@@ -38,7 +38,17 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder to write")
     p.add_argument("--format", choices=cfgmod.FORMATS, help="data file format (default npy)")
     p.add_argument("--dtype", choices=cfgmod.DTYPES, help="stored float type (default float32)")
-    p.add_argument("--batch-size", type=int, help="patterns per forward pass (default 256)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="patterns per forward pass and data file (default 0: by --batch-mb)",
+    )
+    p.add_argument(
+        "--batch-mb",
+        type=int,
+        help="with batch size 0, the largest power of two whose captured outputs fit in this "
+        "many MiB (default 64)",
+    )
     p.add_argument(
         "--limit", type=int, help="capture only the first N patterns (needed for endless datasets)"
     )
@@ -131,6 +141,7 @@ def capture_config(args: argparse.Namespace) -> Config:
         format=args.format,
         dtype=args.dtype,
         batch_size=args.batch_size,
+        batch_mb=args.batch_mb,
         limit=args.limit,
         architecture=False if args.no_architecture else None,
         overwrite=True if args.overwrite else None,

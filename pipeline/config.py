@@ -44,7 +44,10 @@ class CaptureConfig:
     out: str = "runs/seed"
     format: str = "npy"
     dtype: str = "float32"
-    batch_size: int = 256
+    # Patterns per forward pass (and per data file); 0: the largest power of two whose
+    # captured outputs fit in batch_mb MiB (see pipeline.batch.choose_batch_size).
+    batch_size: int = 0
+    batch_mb: int = 64
     architecture: bool = True
     overwrite: bool = False
     unsafe: bool = False
@@ -168,8 +171,13 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[capture] format: expected one of {FORMATS}, received {c.format!r}")
     if c.dtype not in DTYPES:
         raise ConfigError(f"[capture] dtype: expected one of {DTYPES}, received {c.dtype!r}")
-    if c.batch_size < 1:
-        raise ConfigError(f"[capture] batch_size: expected >= 1, received {c.batch_size}")
+    if c.batch_size < 0:
+        raise ConfigError(
+            f"[capture] batch_size: expected >= 1, or 0 to choose it by batch_mb, received "
+            f"{c.batch_size}"
+        )
+    if c.batch_mb < 1:
+        raise ConfigError(f"[capture] batch_mb: expected >= 1 (MiB), received {c.batch_mb}")
     if c.queue_size < 1:
         raise ConfigError(f"[capture] queue_size: expected >= 1, received {c.queue_size}")
     if c.limit < 0:

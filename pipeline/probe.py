@@ -213,4 +213,4 @@ class Probe:
 
     def __call__(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
         xs = [np.asarray(x, dtype=d) for x, d in zip(batch, self.dtypes, strict=True)]
-        return [t.numpy() for t in self._forward(*xs)]
+        return [np.asarray(t) for t in self._forward(*xs)]

@@ -156,6 +156,7 @@ def capture_callback(cfg: Config, prep: Prepared, out: Path | None = None) -> Ca
         fmt=c.format,
         dtype=c.dtype,
         batch_size=c.batch_size,
+        batch_mb=c.batch_mb,
         overwrite=c.overwrite,
         durable=c.fsync,
         info={

@@ -14,6 +14,7 @@ EXPECTED = [
     "capture throughput / bare forward pass (builtin:seed)",
     "capture throughput / bare forward pass, --dtype float16",
     "capture throughput / bare forward pass (CNN, Conv2D layers)",
+    "same, --batch-size 512",
     "ceiling: store alone (no model) / bare forward pass (CNN)",
     "capture peak RSS, 300 / 30 patterns",
     "capture time JSON / NPY",
@@ -30,7 +31,7 @@ def test_bench_quick_path_writes_every_figure(tmp_path):
     doc = orjson.loads(results.read_bytes())
     assert [f["name"] for f in doc["figures"]] == EXPECTED
     assert [f.name for f in figures] == EXPECTED
-    assert {"cpu", "cores", "versions"} <= set(doc["machine"])
+    assert {"cpu", "cores", "versions", "crc32"} <= set(doc["machine"])
     for f in doc["figures"][:-1]:
         assert f["ratio"] is not None and f["ratio"] > 0
     assert not any(p.name.startswith("passage-bench-") for p in tmp_path.iterdir())

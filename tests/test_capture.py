@@ -118,3 +118,41 @@ def test_npy_and_npz_pattern_files(tmp_path, seed_model, keras_layer_output):
         assert run.num_patterns == 5
         want = keras_layer_output(seed_model, "my_dense", expect.astype(np.float32))
         np.testing.assert_allclose(run.get("my_dense", 4), want[4], rtol=1e-5, atol=1e-6)
+
+
+def test_batch_size_by_memory_is_the_largest_power_of_two_that_fits():
+    from pipeline.batch import DEFAULT_BATCH, MAX_BATCH, choose_batch_size
+    from pipeline.select import LayerInfo
+
+    def layers(*shapes):
+        return [LayerInfo(i, f"l{i}", "Dense", s) for i, s in enumerate(shapes)]
+
+    assert choose_batch_size(layers((10, 10)), "float32", 4000) == 8  # 400 B per pattern
+    assert choose_batch_size(layers((10, 10)), "float16", 4000) == 16  # stored as float16
+    assert choose_batch_size(layers((10, 10), (5,)), "float32", 4200) == 8  # 420 B: all layers
+    assert choose_batch_size(layers((10, 10)), "float32", 4799) == 8
+    assert choose_batch_size(layers((10, 10)), "float32", 6400) == 16
+    assert choose_batch_size(layers((10, 10)), "float32", 100) == 1  # not even one fits
+    assert choose_batch_size(layers((2,)), "float32", 1 << 40) == MAX_BATCH
+    assert choose_batch_size(layers((None, 8)), "float32", 1 << 20) == DEFAULT_BATCH
+
+
+def test_batch_size_zero_is_chosen_by_batch_mb(tmp_path, seed_model, keras_layer_output):
+    n = 300
+    cfg = make_config(tmp_path, patterns=f"random:{n}", batch_size=0, batch_mb=1)
+    run = capture_model(seed_model, cfg, quiet=True)
+    info = orjson.loads((run.path / "run.json").read_bytes())
+    per_pattern = sum(4 * int(np.prod(rec["shape"])) for rec in info["layers"])
+    batch = info["batch_size"]
+    assert batch * per_pattern <= 1 << 20 < 2 * batch * per_pattern  # the largest that fits
+    assert batch & (batch - 1) == 0 and batch < n  # a power of two; several files per layer
+    x = load_patterns(f"random:{n}", [(50, 50)]).batch(0, n)[0]
+    for name in run.layers:
+        chunks = list(run.iter_chunks(name))
+        assert [first for first, _ in chunks] == list(range(0, n, batch))
+        stored = np.concatenate([arr for _, arr in chunks])
+        expected = keras_layer_output(seed_model, name, x)
+        np.testing.assert_allclose(stored, expected, rtol=1e-5, atol=1e-6)
+    # A second capture of the same config resolves the same batch size: it resumes.
+    again = capture_model(seed_model, cfg, quiet=True)
+    assert [e.path for e in again.entries] == [e.path for e in run.entries]

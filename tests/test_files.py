@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 
 from pipeline.store import codecs
 from pipeline.store.files import ALIGN, DIRECT_MIN, O_DIRECT, BufferPool, FileWriter
-from pipeline.store.prepare import array_stats, encode, split
+from pipeline.store.prepare import array_stats, encode, ranges
 
 SIZES = [0, 1, ALIGN - 1, ALIGN, DIRECT_MIN - 1, DIRECT_MIN, DIRECT_MIN + 1, 3 * DIRECT_MIN + 7]
 
@@ -58,11 +59,11 @@ def test_refused_direct_write_falls_back_to_the_page_cache(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
-@pytest.mark.parametrize("parts", [1, 2, 3])
+@pytest.mark.parametrize(("step", "threads"), [(1 << 20, 1), (1000, 2), (77_777, 3)])
 def test_prepared_npy_equals_the_whole_array_however_split(
-    tmp_path: Path, dtype: str, parts: int
+    tmp_path: Path, dtype: str, step: int, threads: int
 ) -> None:
-    rng = np.random.default_rng(parts)
+    rng = np.random.default_rng(threads)
     arrays = [
         (rng.random((300, 26, 26, 8), dtype=np.float32) - 0.5) * 1e5,  # float16 overflows
         rng.random((300, 11, 11, 16), dtype=np.float32),
@@ -73,9 +74,10 @@ def test_prepared_npy_equals_the_whole_array_however_split(
     arrays[1][9, 0, 0, 0] = -np.inf
     pool = BufferPool(1 << 30)
     jobs = [encode("npy", a, np.dtype(dtype), pool) for a in arrays]
-    for ranges in split(jobs, parts, grain=1000):
-        for job, start, stop in ranges:
-            job.run(start, stop)
+    work = ranges(jobs, step)
+    rng.shuffle(work)  # ranges finish in any order, on any thread
+    with ThreadPoolExecutor(threads) as pool_threads:
+        list(pool_threads.map(lambda r: r[0].run(r[1], r[2]), work))
     for i, (arr, job) in enumerate(zip(arrays, jobs, strict=True)):
         path = tmp_path / f"{i}.npy"
         FileWriter().write_prepared(path, job.data, job.size)
@@ -90,17 +92,20 @@ def test_prepared_npy_equals_the_whole_array_however_split(
         assert job.size == path.stat().st_size
 
 
-def test_split_covers_every_element_once_in_file_order() -> None:
+def test_ranges_cover_every_element_once_in_file_order() -> None:
     pool = BufferPool(1 << 30)
     jobs = [
         encode("npy", np.zeros(n, np.float32), np.dtype("float32"), pool) for n in (10, 5000, 1)
     ]
-    for parts in (1, 2, 4):
-        ranges = [r for part in split(jobs, parts, grain=64) for r in part]
+    for step in (1, 64, 5000, 1 << 20):
+        work = ranges(jobs, step)
+        order = [next(i for i, x in enumerate(jobs) if x is j) for j, _, _ in work]
+        assert order == sorted(order)
         for job in jobs:
-            spans = [(a, b) for j, a, b in ranges if j is job]
+            spans = [(a, b) for j, a, b in work if j is job]
             assert spans[0][0] == 0 and spans[-1][1] == job.work
             assert all(b == a2 for (_, b), (a2, _) in zip(spans, spans[1:], strict=False))
+            assert all(0 < b - a <= step for a, b in spans)
 
 
 def test_pool_blocks_past_its_budget_and_reuses_buffers() -> None:
@@ -125,14 +130,12 @@ def test_json_files_are_whole_units_of_work_on_any_thread(tmp_path: Path) -> Non
     arrays = [np.arange(n, dtype=np.float32).reshape(-1, 2) / 3 for n in (2000, 6, 0, 4000)]
     jobs = [encode("json", a, np.dtype("float16"), pool) for a in arrays]
     jobs.insert(1, encode("npy", np.ones(5000, np.float32), np.dtype("float32"), pool))
-    ranges = split(jobs, 2, grain=64)
-    for job in jobs:
-        spans = [(a, b) for part in ranges for j, a, b in part if j is job]
-        assert spans[0][0] == 0 and spans[-1][1] == job.work
-    assert all(ranges)  # both threads get work
-    for part in ranges:
-        for job, start, stop in part:
-            job.run(start, stop)
+    work = ranges(jobs, 64)
+    spans = [[(a, b) for j, a, b in work if j is job] for job in jobs]
+    assert [len(s) for s in spans] == [1, 79, 1, 1, 1]  # 5000 NPY elements in steps of 64
+    assert all(s == [(0, 1)] for i, s in enumerate(spans) if i != 1)  # a JSON text: one unit
+    with ThreadPoolExecutor(2) as threads:
+        list(threads.map(lambda r: r[0].run(r[1], r[2]), work))
     for i, (arr, job) in enumerate(zip(arrays, jobs[:1] + jobs[2:], strict=True)):
         path = tmp_path / f"{i}.json"
         FileWriter().write_prepared(path, job.data, job.size)

@@ -179,7 +179,8 @@ def test_keras_file_with_lambda_needs_unsafe(
         ("[capture]\ncolour = 1\n", "unknown config key [capture] 'colour'; expected one of:"),
         ("[captur]\nout = 'x'\n", "unknown config section [captur]; expected one of:"),
         ("[select]\nmin_size = [15]\n", "[select] min_size: expected a list of 2 items [H, W]"),
-        ("[capture]\nbatch_size = 0\n", "[capture] batch_size: expected >= 1, received 0"),
+        ("[capture]\nbatch_size = -1\n", "[capture] batch_size: expected >= 1, or 0 to choose"),
+        ("[capture]\nbatch_mb = 0\n", "[capture] batch_mb: expected >= 1 (MiB), received 0"),
         ("[capture\n", "is not valid TOML"),
     ],
 )

@@ -99,3 +99,62 @@ def test_batches_larger_than_the_pool_never_deadlock(tmp_path):
         assert not worker.is_alive(), "QueuedWriter deadlocked"
     entries = read_manifest(tmp_path / "run" / "manifest.jsonl").entries
     assert len(entries) == sum(sizes)
+
+
+def _files(root):
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted((root / "data").rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_batches_prepared_without_waiting_equal_waited_ones(tmp_path):
+    """``submit(wait=False)`` then ``join`` (as capture does while it loads the next patterns),
+    or no ``join`` at all (the next ``submit`` and ``close`` finish the batch): the same files
+    and manifest as submitting and waiting."""
+    runs = {}
+    for how in ("wait", "join", "no-join"):
+        with _writer(tmp_path / how) as writer:
+            queued = QueuedWriter(writer, maxsize=2, threads=2, helpers=2)
+            for items in _batches(7, size=5000):  # several ranges per file
+                queued.submit(items, wait=how == "wait")
+                if how == "join":
+                    queued.join()
+            queued.close()
+            assert writer.pool._in_use == 0
+        runs[how] = (_files(tmp_path / how), (tmp_path / how / "manifest.jsonl").read_bytes())
+    assert runs["join"] == runs["wait"] == runs["no-join"]
+    assert len(runs["wait"][0]) == 21
+
+
+def test_failure_while_filling_raises_at_join_and_keeps_earlier_batches(tmp_path, monkeypatch):
+    """A range that fails on a helper thread (injected: real failures here are memory
+    errors) reaches the caller at ``join``; earlier batches are still written, and every
+    buffer is given back."""
+    from pipeline.store.prepare import Encoded
+
+    real_run = Encoded.run
+
+    def run(self, start, stop):
+        if self.stored.shape[0] == 3000:  # only the third batch's files
+            raise MemoryError("injected")
+        real_run(self, start, stop)
+
+    monkeypatch.setattr(Encoded, "run", run)
+    with _writer(tmp_path / "run") as writer:
+        queued = QueuedWriter(writer, maxsize=2, threads=2, helpers=1)
+        sizes = [5000, 5000, 3000, 5000]
+        with pytest.raises(MemoryError, match="injected"):
+            try:
+                first = 0
+                for size in sizes:
+                    items = next(_batches(1, size))
+                    queued.submit([(n, e, first, a) for n, e, _, a in items], wait=False)
+                    queued.join()
+                    first += size
+            finally:
+                queued.close()
+        assert writer.pool._in_use == 0
+    entries = read_manifest(tmp_path / "run" / "manifest.jsonl").entries
+    assert [(e.layer, e.first) for e in entries] == [(n, f) for f in (0, 5000) for n in "abc"]

@@ -7,13 +7,13 @@ orjson text that keeps dtype and shape.
 from __future__ import annotations
 
 import io
-import zlib
 from pathlib import Path
 
 import numpy as np
 import orjson
 
 from ..errors import StoreError
+from .crc import crc32
 
 EXTENSIONS = {"npy": "npy", "json": "json"}
 
@@ -79,6 +79,6 @@ def file_checksum(path: Path, chunk: int = 1 << 22) -> tuple[int, int]:
     size = 0
     with path.open("rb") as fh:
         while block := fh.read(chunk):
-            crc = zlib.crc32(block, crc)
+            crc = crc32(block, crc)
             size += len(block)
     return size, crc

@@ -5,19 +5,18 @@ is placed first, then the body is filled range by range (``Encoded.work``): each
 elements is converted to the stored dtype straight into the buffer, its min/max/nonfinite
 taken and its CRC-32 folded while it is in the CPU cache. Ranges can run on different threads;
 ``Encoded.finish`` combines their CRCs (``crc32_combine``) and statistics in order. A JSON file
-is one orjson text: one unit of work, which ``split`` never cuts.
+is one orjson text: one unit of work, which ``ranges`` never cuts.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import codecs
-from .crc import crc32_combine
+from .crc import crc32, crc32_combine
 from .files import BufferPool
 
 Stats = tuple[float | None, float | None, int]
@@ -85,7 +84,7 @@ class Encoded:
         if body is None:  # JSON: the whole text at once
             text = codecs.encode_json(self.stored)
             self.data, self.size = np.frombuffer(text, dtype=np.uint8), len(text)
-            self._parts[0] = _Part(zlib.crc32(text), len(text), array_stats(self.stored))
+            self._parts[0] = _Part(crc32(text), len(text), array_stats(self.stored))
             return
         assert src is not None
         crc = 0
@@ -95,7 +94,7 @@ class Encoded:
                 b = min(stop, a + SUB)
                 np.copyto(body[a:b], src[a:b], casting="unsafe")
                 parts.append(array_stats(body[a:b]))
-                crc = zlib.crc32(body[a:b].view(np.uint8), crc)
+                crc = crc32(body[a:b], crc)
         self._parts[start] = _Part(crc, (stop - start) * body.itemsize, merge_stats(parts))
 
     def release_source(self) -> None:
@@ -150,39 +149,14 @@ def encode(fmt: str, arr: np.ndarray, dtype: np.dtype, pool: BufferPool) -> Enco
         buffer=buf,
         _source=np.ascontiguousarray(arr).reshape(-1),
         _body=body,
-        _head_crc=zlib.crc32(head),
+        _head_crc=crc32(head),
     )
 
 
-def split(
-    jobs: Sequence[Encoded], parts: int, grain: int = 1024
-) -> list[list[tuple[Encoded, int, int]]]:
-    """Cut the elements of ``jobs`` into ``parts`` lists of ``(job, start, stop)`` ranges with
-    about equal bytes each, in file order; a cut inside a file falls on a multiple of
-    ``grain`` elements."""
-    spans: list[tuple[Encoded, int, int]] = []  # (job, first byte, bytes) in the whole batch
-    offset = 0
+def ranges(jobs: Sequence[Encoded], step: int = 1 << 20) -> list[tuple[Encoded, int, int]]:
+    """The work of ``jobs`` as ``(job, start, stop)`` ranges of at most ``step`` elements, in
+    file order, for threads to take one at a time. A JSON text (one unit) is never cut."""
+    out: list[tuple[Encoded, int, int]] = []
     for job in jobs:
-        if job.work:
-            spans.append((job, offset, job.work * job.unit))
-            offset += spans[-1][2]
-    out: list[list[tuple[Encoded, int, int]]] = [[] for _ in range(parts)]
-    cuts = [offset * i // parts for i in range(parts + 1)]
-    for job, first, nbytes in spans:
-        step = min(grain, job.work)  # a JSON text (one unit) is never cut
-        for k in range(parts):
-            start = _element(cuts[k], first, nbytes, job.unit, job.work, step)
-            stop = _element(cuts[k + 1], first, nbytes, job.unit, job.work, step)
-            if stop > start:
-                out[k].append((job, start, stop))
+        out += [(job, a, min(job.work, a + step)) for a in range(0, job.work, step)]
     return out
-
-
-def _element(byte: int, first: int, nbytes: int, item: int, work: int, grain: int) -> int:
-    """The element of a file (bytes ``[first, first + nbytes)`` of the batch) where a cut at
-    batch byte ``byte`` falls, on a multiple of ``grain`` inside the file."""
-    if byte <= first:
-        return 0
-    if byte >= first + nbytes:
-        return work
-    return (byte - first) // item // grain * grain

@@ -30,7 +30,7 @@ from . import codecs, naming
 from .files import ALIGN, BufferPool, FileWriter
 from .lock import LOCK, RunLock
 from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
-from .prepare import Encoded, encode, split, stored_dtype
+from .prepare import Encoded, encode, ranges, stored_dtype
 
 log = logging.getLogger(__name__)
 
@@ -348,14 +348,17 @@ class QueuedWriter:
     """Writes a run's files behind a bounded queue, so disk writes overlap the next forward
     pass while memory stays bounded.
 
-    ``submit`` prepares a batch's files in the calling thread, with ``helpers`` more threads
-    (converting, checksumming and measuring the bytes into aligned buffers while the caller's
-    model is idle: running that beside a multi-threaded forward pass slows the forward pass
-    more than it costs), then queues them. ``threads`` threads write them (direct I/O: they
-    wait on the disk, using almost no CPU), and manifest lines are appended in submission
-    order, each after its file is complete. The buffers of prepared files are bounded by
-    ``maxsize`` batches (``submit`` blocks). An error on a writing thread is raised again in
-    the caller at the next ``submit`` or at ``close``.
+    ``submit`` prepares a batch's files (converting, checksumming and measuring the bytes into
+    aligned buffers) on the calling thread and ``helpers`` more threads, which take the
+    batch's element ranges one at a time, then queues them. ``submit(..., wait=False)`` returns
+    as soon as the helpers have started, so the caller can load its next patterns meanwhile;
+    ``join`` (or the next ``submit``, or ``close``) then takes part in the work and waits for
+    it. The caller's model stays idle while a batch is prepared: preparing beside a
+    multi-threaded forward pass slows the forward pass more than it saves. ``threads`` threads
+    write the prepared files (direct I/O: they wait on the disk, using almost no CPU), and
+    manifest lines are appended in submission order, each after its file is complete. The
+    buffers of prepared files are bounded by ``maxsize`` batches (``submit`` blocks). An error
+    on a writing thread is raised again in the caller at the next ``submit`` or at ``close``.
     """
 
     _STOP = object()
@@ -369,13 +372,19 @@ class QueuedWriter:
         self._io = ThreadPoolExecutor(self._threads, "passage-io")
         helpers = min(3, (os.cpu_count() or 2) - 1) if helpers is None else helpers
         self._helpers = ThreadPoolExecutor(helpers, "passage-prep") if helpers > 0 else None
-        self._parts = 1 + max(0, helpers)
+        self._helper_count = max(0, helpers)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self._error: BaseException | None = None
+        self._filling: _Filling | None = None
         self._thread = threading.Thread(target=self._run, name="passage-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, items: list[tuple[str, int | None, int, np.ndarray]]) -> None:
+    def submit(
+        self, items: list[tuple[str, int | None, int, np.ndarray]], wait: bool = True
+    ) -> None:
+        """Prepare and queue one batch of ``(layer, epoch, first, array)`` files; with
+        ``wait=False`` the preparation goes on in the helpers until ``join``."""
+        self.join()
         self._check()
         # Room for maxsize batches like this one in the queue and writing, plus the one being
         # prepared (whose buffers cannot be given back before it is queued: no self-deadlock).
@@ -389,25 +398,36 @@ class QueuedWriter:
         try:
             for layer, epoch, first, arr in items:
                 pending.append(self.writer.prepare(layer, epoch, first, arr))
-            self._fill(pending)
         except BaseException:
             for p in pending:
                 self.writer.discard(p)
             raise
-        self._queue.put(pending)
+        filling = _Filling(pending, ranges([p.encoded for p in pending]))
+        if self._helpers is not None:
+            filling.helpers = [
+                self._helpers.submit(filling.work) for _ in range(self._helper_count)
+            ]
+        self._filling = filling
+        if wait:
+            self.join()
 
-    def _fill(self, pending: list[Pending]) -> None:
-        """Run every element range of ``pending``, split over the caller and the helpers."""
-        parts = split([p.encoded for p in pending], self._parts)
-        futures = [self._helpers.submit(_run_ranges, part) for part in parts[1:] if part]
+    def join(self) -> None:
+        """Finish preparing the batch submitted last (working on it too), then queue it for
+        writing. Nothing to do when no batch is being prepared."""
+        filling, self._filling = self._filling, None
+        if filling is None:
+            return
         try:
-            _run_ranges(parts[0])
+            filling.work()
         finally:
-            wait(futures)  # no helper may still fill a buffer once this returns or raises
-        for fut in futures:
-            fut.result()
-        for p in pending:
+            wait(filling.helpers)  # no helper may still fill a buffer once this returns
+        if filling.error is not None:
+            for p in filling.pending:
+                self.writer.discard(p)
+            raise filling.error
+        for p in filling.pending:
             p.encoded.release_source()
+        self._queue.put(filling.pending)
 
     def _run(self) -> None:
         inflight: collections.deque[Future[ManifestEntry]] = collections.deque()
@@ -441,20 +461,47 @@ class QueuedWriter:
             raise self._error
 
     def close(self) -> None:
-        """Wait until everything queued is written; raise the thread's error if any. Closing
-        again only raises that error again."""
+        """Finish the batch being prepared, wait until everything queued is written; raise the
+        first error if any. Closing again only raises that error again."""
+        failure: BaseException | None = None
+        try:
+            self.join()
+        except BaseException as exc:  # noqa: BLE001 - raised below, once the queue is written
+            failure = exc
         if self._thread.is_alive():
             self._queue.put(self._STOP)
             self._thread.join()
         self._io.shutdown()
         if self._helpers is not None:
             self._helpers.shutdown()
+        self._error = self._error or failure
         self._check()
 
 
-def _run_ranges(ranges: Iterable[tuple[Encoded, int, int]]) -> None:
-    for encoded, start, stop in ranges:
-        encoded.run(start, stop)
+class _Filling:
+    """One batch being prepared: its element ranges, taken one at a time by whichever thread
+    is free (the caller and the helpers); the first error stops the others."""
+
+    def __init__(self, pending: list[Pending], work: list[tuple[Encoded, int, int]]) -> None:
+        self.pending = pending
+        self.helpers: list[Future[None]] = []
+        self.error: BaseException | None = None
+        self._work = iter(work)
+        self._lock = threading.Lock()
+
+    def work(self) -> None:
+        while True:
+            with self._lock:
+                item = next(self._work, None) if self.error is None else None
+            if item is None:
+                return
+            job, start, stop = item
+            try:
+                job.run(start, stop)
+            except BaseException as exc:  # noqa: BLE001 - raised by join in the caller
+                with self._lock:
+                    self.error = self.error or exc
+                return
 
 
 @dataclass
