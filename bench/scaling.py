@@ -73,7 +73,7 @@ def capture_rows(tmp: Path, n: int, repeats: int) -> list[str]:
         for w in (25, 100, 400)
     ]
     for label, m, model, select in cases:
-        timed = TimedCapture(capture_config(tmp / "scale", m, 512, model=model, select=select))
+        timed = TimedCapture(capture_config(tmp / "scale", m, 0, model=model, select=select))
         secs = _median(timed, repeats)
         rows.append(_row(label, secs, m, timed.bytes))
     return rows
@@ -97,7 +97,7 @@ def render_rows(tmp: Path, n: int, repeats: int) -> list[str]:
     out = tmp / "render-out"
     for label, m, model, select in cases:
         run = capture(
-            capture_config(tmp / "render-run", m, 512, model=model, select=select), quiet=True
+            capture_config(tmp / "render-run", m, 0, model=model, select=select), quiet=True
         )
 
         def once(run: Any = run, m: int = m) -> float:
