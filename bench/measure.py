@@ -20,13 +20,18 @@ def seconds(fn: Callable[[], object]) -> float:
 
 
 def interleaved(runs: Mapping[str, Timed], repeats: int) -> dict[str, float]:
-    """Call each function in turn (A, B, A, B, ...) ``repeats`` times; median of each.
+    """Call each function in turn ``repeats`` times, the order rotated each time (A B C,
+    B C A, C A B, ...); median of each.
 
+    Rotating matters: on this VM a capture right after the bare forward pass measured 0.62-0.63
+    of it, the same capture after another capture 0.66-0.69 (side by side, three runs); with a
+    fixed order one run would always pay for what the previous one left behind.
     Each function returns the seconds it measured (so set-up and clean-up stay outside)."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            times[name].append(fn())
+    names = list(runs)
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(runs[name]())
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 

@@ -35,3 +35,24 @@ def test_bench_quick_path_writes_every_figure(tmp_path):
     for f in doc["figures"][:-1]:
         assert f["ratio"] is not None and f["ratio"] > 0
     assert not any(p.name.startswith("passage-bench-") for p in tmp_path.iterdir())
+
+
+def test_interleaved_rotates_the_order_and_takes_medians():
+    from bench.measure import interleaved
+
+    calls: list[str] = []
+
+    def timed(name: str, values: list[float]):
+        it = iter(values)
+
+        def run() -> float:
+            calls.append(name)
+            return next(it)
+
+        return run
+
+    med = interleaved(
+        {"a": timed("a", [3, 1, 2]), "b": timed("b", [5, 9, 7]), "c": timed("c", [0, 0, 4])}, 3
+    )
+    assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert med == {"a": 2, "b": 7, "c": 0}
