@@ -117,7 +117,7 @@ def test_batches_prepared_without_waiting_equal_waited_ones(tmp_path):
     for how in ("wait", "join", "no-join"):
         with _writer(tmp_path / how) as writer:
             queued = QueuedWriter(writer, maxsize=2, threads=2, helpers=2)
-            for items in _batches(7, size=5000):  # several ranges per file
+            for items in _batches(5, size=100_000):  # 600,000 elements: 3 ranges per file
                 queued.submit(items, wait=how == "wait")
                 if how == "join":
                     queued.join()
@@ -125,7 +125,7 @@ def test_batches_prepared_without_waiting_equal_waited_ones(tmp_path):
             assert writer.pool._in_use == 0
         runs[how] = (_files(tmp_path / how), (tmp_path / how / "manifest.jsonl").read_bytes())
     assert runs["join"] == runs["wait"] == runs["no-join"]
-    assert len(runs["wait"][0]) == 21
+    assert len(runs["wait"][0]) == 15
 
 
 def test_failure_while_filling_raises_at_join_and_keeps_earlier_batches(tmp_path, monkeypatch):
