@@ -68,7 +68,6 @@ class Encoded:
     data: np.ndarray  # the file's bytes: a pool buffer (NPY) or the JSON text
     size: int
     work: int  # elements to run (NPY), or 1: the whole JSON text
-    unit: int  # bytes per element of work (how ``split`` balances)
     buffer: np.ndarray | None = None  # give back to the pool once written
     _source: np.ndarray | None = None  # flat source (NPY), any dtype
     _body: np.ndarray | None = None  # flat stored-dtype view of the buffer's body (NPY)
@@ -134,7 +133,7 @@ def encode(fmt: str, arr: np.ndarray, dtype: np.dtype, pool: BufferPool) -> Enco
     if fmt != "npy":
         with np.errstate(over="ignore"):  # overflow becomes +-inf, counted as nonfinite
             stored = arr.astype(target, copy=False)
-        return Encoded(stored, np.empty(0, np.uint8), 0, 1, max(1, stored.nbytes))
+        return Encoded(stored, np.empty(0, np.uint8), 0, 1)
     head = codecs.npy_header(target, arr.shape)
     nbytes = len(head) + arr.size * target.itemsize
     buf = pool.take(nbytes)
@@ -145,7 +144,6 @@ def encode(fmt: str, arr: np.ndarray, dtype: np.dtype, pool: BufferPool) -> Enco
         buf,
         nbytes,
         arr.size,
-        target.itemsize,
         buffer=buf,
         _source=np.ascontiguousarray(arr).reshape(-1),
         _body=body,

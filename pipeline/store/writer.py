@@ -391,15 +391,14 @@ class QueuedWriter:
         self._check()
         # Room for maxsize batches like this one in the queue and writing, plus the one being
         # prepared (whose buffers cannot be given back before it is queued: no self-deadlock).
+        arrays = [np.asarray(arr) for *_, arr in items]
         batch = sum(
-            np.asarray(arr).size * stored_dtype(np.asarray(arr), self.writer.dtype).itemsize
-            + 2 * ALIGN
-            for *_, arr in items
+            a.size * stored_dtype(a, self.writer.dtype).itemsize + 2 * ALIGN for a in arrays
         )
         self.writer.pool.budget = max(self.writer.pool.budget, (self.maxsize + 1) * batch)
         pending: list[Pending] = []
         try:
-            for layer, epoch, first, arr in items:
+            for (layer, epoch, first, _), arr in zip(items, arrays, strict=True):
                 pending.append(self.writer.prepare(layer, epoch, first, arr))
         except BaseException:
             for p in pending:
