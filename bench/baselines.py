@@ -48,6 +48,7 @@ class BareForward:
 
     def __init__(self, config: Config) -> None:
         c = config.capture
+        self.config = config
         self.model = load_model(c.model)
         shapes = input_shapes(self.model)
         self.source = load_patterns(c.patterns, shapes)

@@ -157,8 +157,9 @@ class CaptureCallback(keras.callbacks.Callback):
             return self._plan[1]
         self.source = array_source(self.patterns, input_shapes(model))
         self.selected = self._selected_layers(model)
-        self.batch_size = self.batch_request or choose_batch_size(
-            self.selected, self.dtype, self.batch_mb << 20
+        self.batch_size = self.batch_request or min(
+            choose_batch_size(self.selected, self.dtype, self.batch_mb << 20),
+            max(1, self.source.count),
         )
         records = layer_records(self.selected)
         time_info = {"unit": self.unit, "every": self.every, "every_batches": self.every_batches}
@@ -173,6 +174,11 @@ class CaptureCallback(keras.callbacks.Callback):
             "time": time_info,
             **self.fingerprint_extra,
         }
+        if self.source.count > self.batch_size:
+            # Several files per layer and record: their split depends on the batch size, so a
+            # resume with another one would mix two layouts. (One batch: any size stores the
+            # same files, and runs recorded before this part existed keep their fingerprint.)
+            parts["batch"] = self.batch_size
         info: dict[str, Any] = {
             "mode": "train",
             "model": self.extra_info.get("model", f"<in-memory {model.name}>"),

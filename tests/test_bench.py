@@ -16,6 +16,7 @@ EXPECTED = [
     "capture throughput / bare forward pass (CNN, Conv2D layers)",
     "same, --batch-size 512",
     "ceiling: store alone (no model) / bare forward pass (CNN)",
+    "capture throughput / store alone (CNN): how near the disk's limit",
     "capture peak RSS, 300 / 30 patterns",
     "capture time JSON / NPY",
     "render grids/s / article's render loop (2x2, 10x10 in, 100 dpi)",

@@ -210,6 +210,24 @@ def test_every_batches_keys_records_by_step(tmp_path: Path) -> None:
     assert [m["step"] for m in batch_lines] == [2, 4, 6, 8, 10]
 
 
+def test_batch_size_identifies_the_run_only_when_it_splits_the_patterns(tmp_path: Path) -> None:
+    model = tiny_model()
+    x, _ = data(10)
+
+    def planned(n: int, batch: int) -> CaptureCallback:
+        cb = CaptureCallback(tmp_path / "run", x[:n], select=ALL, batch_size=batch)
+        cb.plan(model)
+        return cb
+
+    def fp(n: int, batch: int) -> str:
+        return planned(n, batch).plan(model)["fingerprint"]
+
+    assert fp(3, 4) == fp(3, 8)  # one batch either way: the same files
+    assert fp(10, 4) != fp(10, 8)  # 3 files per record against 2: another layout
+    auto = planned(3, 0)  # chosen by batch_mb, never more than the watched patterns
+    assert auto.batch_size == 3 == auto.plan(model)["batch_size"]
+
+
 def test_bad_arguments_say_what_was_expected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="every >= 1"):
         CaptureCallback(tmp_path / "run", np.zeros((1, 6, 5)), every=0)
