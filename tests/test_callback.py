@@ -19,7 +19,7 @@ keras = pytest.importorskip("keras")
 
 from pipeline import CaptureCallback, open_run  # noqa: E402
 from pipeline.config import SelectConfig  # noqa: E402
-from pipeline.errors import ConfigError, SpecError  # noqa: E402
+from pipeline.errors import ConfigError, SpecError, StoreError  # noqa: E402
 from pipeline.probe import Probe  # noqa: E402
 from pipeline.verify import check_run  # noqa: E402
 
@@ -226,6 +226,12 @@ def test_batch_size_identifies_the_run_only_when_it_splits_the_patterns(tmp_path
     assert fp(10, 4) != fp(10, 8)  # 3 files per record against 2: another layout
     auto = planned(3, 0)  # chosen by batch_mb, never more than the watched patterns
     assert auto.batch_size == 3 == auto.plan(model)["batch_size"]
+    y = np.zeros(10, dtype=np.int64)
+    first = CaptureCallback(tmp_path / "run", x, select=ALL, batch_size=4)
+    model.fit(x, y, epochs=1, callbacks=[first], verbose=0)
+    other = CaptureCallback(tmp_path / "run", x, select=ALL, batch_size=8)
+    with pytest.raises(StoreError, match="holds a different run"):
+        model.fit(x, y, epochs=1, callbacks=[other], verbose=0)
 
 
 def test_bad_arguments_say_what_was_expected(tmp_path: Path) -> None:
