@@ -16,6 +16,7 @@ from pipeline.errors import RenderError
 from pipeline.rendering import render
 from pipeline.rendering import timeline as tl
 from pipeline.rendering.animate import Animator
+from pipeline.rendering.grids import page_title
 from pipeline.rendering.training import complete_keys
 from pipeline.store import RunWriter
 from pipeline.store.naming import layer_dir
@@ -140,6 +141,19 @@ def test_damaged_file_is_reported_or_raised_with_strict(tmp_path: Path) -> None:
         render(run, tmp_path / "strict", quiet=True, workers=1, strict=True)
 
 
+def test_a_flipped_byte_in_a_record_is_reported_not_drawn(tmp_path: Path) -> None:
+    make_run(tmp_path / "run")
+    run = open_run(tmp_path / "run")
+    victim = run.chunks("a", 1)[0]  # not the last record, which the grid pages check too
+    raw = bytearray((run.path / victim.path).read_bytes())
+    raw[-5] ^= 0x40  # same size, same header: only the checksum can tell
+    (run.path / victim.path).write_bytes(bytes(raw))
+    report = render(run, tmp_path / "pics", quiet=True, workers=1)
+    assert any(victim.path in p and "checksum" in p for p in report.problems)
+    with pytest.raises(RenderError, match="checksum"):
+        render(run, tmp_path / "strict", quiet=True, workers=1, strict=True)
+
+
 def test_timeline_labels_losses_and_curves() -> None:
     lines = [
         {"epoch": 1, "step": 5, "loss": 0.5, "accuracy": 0.7},
@@ -158,6 +172,10 @@ def test_timeline_labels_losses_and_curves() -> None:
     assert steps.label(4) == "step 4"
     assert steps.loss(4) == 0.9
     assert steps.curves()["loss"] == ([5, 10], [0.5, 0.25])
+    assert (
+        page_title(3, None, steps.label(5), 0, [0, 1]) == "pattern 3, step 5 (epoch 1) (page 1/2)"
+    )
+    assert page_title(0, "cat.png", None, 0, [0]) == "pattern 0 (cat.png)"
 
 
 def test_pattern_label_sheet_pages_groups_and_stats() -> None:

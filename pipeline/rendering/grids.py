@@ -22,6 +22,7 @@ from ..errors import DamagedDataError, PassageError, RenderError
 from ..store import Run
 from . import layout
 from .png import save_png
+from .timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +327,16 @@ def _remove_stale_pages(folder: Path, n_pages: int) -> None:
         k += 1
 
 
+def page_title(
+    pattern: int, name: str | None, when: str | None, page: int, pages: Sequence[object]
+) -> str:
+    """'pattern 3 (cat.png), epoch 5 (page 1/2)': the pattern, its file name when it has one,
+    the record's moment in a training run, the page when there are several."""
+    title = f"pattern {pattern}" + (f" ({name})" if name else "")
+    title += f", {when}" if when else ""
+    return title + (f" (page {page + 1}/{len(pages)})" if len(pages) > 1 else "")
+
+
 def draw_patterns(
     run: Run, out: Path, patterns: Sequence[int], epoch: int | None, opts: GridOptions
 ) -> DrawReport:
@@ -338,14 +349,13 @@ def draw_patterns(
     page_cells = layout.pages(len(layers), opts.rows, opts.cols)
     painters: list[PagePainter | None] = [None] * len(page_cells)  # for pages raster can't draw
     cache = ChunkCache(run)
+    # A training run's record: "epoch 3", or "step 96 (epoch 3)" for a run keyed by steps.
+    when = None if epoch is None else Timeline.from_run(run.info, run.metrics()).label(epoch)
     try:
         for p in patterns:
             cells = [layer_cell(cache, name, p, epoch, opts, report) for name in layers]
             for page_index, idx in enumerate(page_cells):
-                title = f"pattern {p}" + (f" ({names[p]})" if names else "")
-                title += "" if epoch is None else f", epoch {epoch}"
-                if len(page_cells) > 1:
-                    title += f" (page {page_index + 1}/{len(page_cells)})"
+                title = page_title(p, names[p] if names else None, when, page_index, page_cells)
                 page = [cells[i] for i in idx]
                 path = out / f"pattern-{p}" / f"{page_index}.png"
                 if raster.supports(page):

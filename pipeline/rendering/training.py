@@ -72,7 +72,7 @@ def gather(
                 if not rows and stats is None:
                     continue
                 try:
-                    arr = run.load(entry)
+                    arr = run.load(entry, check=True)  # size and CRC-32, as grid pages
                     if stats is not None:
                         stats.setdefault((layer, key), timeline.LayerStats()).add(arr)
                     for p in rows:
