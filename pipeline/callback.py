@@ -49,6 +49,7 @@ from .probe import Probe, input_shapes, layer_infos
 from .select import LayerInfo, select_layers
 from .specs import PatternSource
 from .store import RunWriter
+from .store.manifest import complete_records
 
 keras, _tf = keras_and_tf()
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class CaptureCallback(keras.callbacks.Callback):
         self._step = 0
         self._epochs_done = 0
         self._start = 0.0
+        self._fit_checked = False  # whether this fit's first epoch was compared with the run
         if every_batches:
             # Only then a batch hook: Keras dispatches batch ends asynchronously (no per-step
             # sync of the logs) as long as no callback overrides one.
@@ -228,9 +230,34 @@ class CaptureCallback(keras.callbacks.Callback):
             self.probe = Probe(model, self.selected)
             self._probe_model = model
         self._start = time.monotonic()
+        self._fit_checked = False
         self._record(0)
 
+    def _warn_if_restarted(self, epoch: int) -> None:
+        """A second ``fit`` without ``initial_epoch`` numbers its epochs from 0 again: the
+        records it would make are in the run already, from the earlier training, and are kept
+        (a resume never rewrites a complete record). Say so rather than drop them silently."""
+        if epoch != 0 or self.writer is None or self.source is None:
+            return  # a fit given initial_epoch continues the run on purpose (a resume)
+        names = [info.name for info in self.selected]
+        done = complete_records(self.writer.done.values(), names, self.source.count)
+        later = [k for k in done if k > 0]
+        if later:
+            hint = f"initial_epoch={later[-1]}" if self.unit == "epoch" else "initial_epoch"
+            log.warning(
+                "%s already holds records up to %s %d and this fit starts again at 0: what it "
+                "records there is kept from the earlier training, not replaced. Pass %s to "
+                "fit to continue the run, or use overwrite=True to start it again",
+                self.run_dir,
+                self.unit,
+                later[-1],
+                hint,
+            )
+
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self._fit_checked:
+            self._fit_checked = True
+            self._warn_if_restarted(epoch)
         self._epochs_done = epoch
         steps = (self.params or {}).get("steps")
         if self.unit == "step" and steps and self._step < epoch * steps:

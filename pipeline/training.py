@@ -28,7 +28,7 @@ from .errors import ConfigError, PassageError, SpecError, StoreError
 from .probe import input_shapes
 from .specs import load_model, load_patterns
 from .store import MANIFEST, RUN_JSON, Run, open_run
-from .store.manifest import read_manifest
+from .store.manifest import complete_records, read_manifest
 
 keras, _tf = keras_and_tf()
 log = logging.getLogger(__name__)
@@ -99,7 +99,8 @@ class EpochBar(keras.callbacks.Callback):
 
 
 def _recorded_keys(out: Path, fingerprint: str) -> set[int] | None:
-    """Keys recorded for every layer of the run in ``out`` when it is this run, else None."""
+    """Keys recorded whole (every layer, every watched pattern) in ``out`` when it holds this
+    run, else None."""
     import orjson
 
     run_json = out / RUN_JSON
@@ -112,11 +113,8 @@ def _recorded_keys(out: Path, fingerprint: str) -> set[int] | None:
     if info.get("fingerprint") != fingerprint:
         return None
     layers = [rec["name"] for rec in info.get("layers", [])]
-    found: dict[str, set[int]] = {name: set() for name in layers}
-    for e in read_manifest(out / MANIFEST).entries:
-        if e.epoch is not None and e.layer in found:
-            found[e.layer].add(e.epoch)
-    return set.intersection(*found.values()) if found else set()
+    entries = read_manifest(out / MANIFEST).entries
+    return set(complete_records(entries, layers, int(info.get("num_patterns") or 0)))
 
 
 @dataclass

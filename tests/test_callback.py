@@ -234,6 +234,24 @@ def test_batch_size_identifies_the_run_only_when_it_splits_the_patterns(tmp_path
         model.fit(x, y, epochs=1, callbacks=[other], verbose=0)
 
 
+def test_a_second_fit_from_epoch_0_says_its_records_are_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    x, y = data(16)
+    cb = CaptureCallback(tmp_path / "run", x[:2], layers=["b"])
+    model.fit(x, y, epochs=2, batch_size=8, callbacks=[cb], verbose=0)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    model.fit(x, y, epochs=3, initial_epoch=2, batch_size=8, callbacks=[cb], verbose=0)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert open_run(tmp_path / "run").epochs == [0, 1, 2, 3]
+    model.fit(x, y, epochs=1, batch_size=8, callbacks=[cb], verbose=0)  # from epoch 0 again
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1
+    assert "up to epoch 3" in warned[0] and "initial_epoch=3" in warned[0]
+
+
 def test_bad_arguments_say_what_was_expected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="every >= 1"):
         CaptureCallback(tmp_path / "run", np.zeros((1, 6, 5)), every=0)

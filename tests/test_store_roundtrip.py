@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from pipeline.store import RunWriter, open_run
+from pipeline.store import ManifestEntry, RunWriter, open_run
+from pipeline.store.manifest import complete_records
 from pipeline.store.naming import layer_dir
 from pipeline.verify import check_run
 
@@ -124,3 +125,24 @@ def test_layer_names_with_separators_stay_inside_the_run(tmp_path: Path) -> None
     run = open_run(root)
     for i, n in enumerate(names):
         np.testing.assert_array_equal(run.get(n, 1), np.full(3, i, np.float32))
+
+
+def test_complete_records_need_every_layer_and_every_pattern() -> None:
+    def entry(layer: str, epoch: int | None, first: int, count: int) -> ManifestEntry:
+        return ManifestEntry(
+            f"{layer}/{epoch}-{first}.npy", layer, epoch, first, count, (2,), "float32",
+            0.0, 1.0, 0, 8, "00000000",
+        )  # fmt: skip
+
+    entries = [
+        *(entry(name, 0, first, n) for name in "ab" for first, n in ((0, 3), (3, 2))),
+        entry("a", 1, 0, 3),  # epoch 1: layer a's second batch and all of b missing
+        entry("a", 1, 3, 2),
+        entry("b", 1, 0, 3),
+        entry("a", 1, 0, 3),  # written again: counts once
+        *(entry(name, 2, 0, 5) for name in "ab"),  # another batch size: one file each
+        entry("a", None, 0, 5),  # batch-mode files are no record
+    ]
+    assert complete_records(entries, ["a", "b"], 5) == [0, 2]
+    assert complete_records(entries, ["a"], 5) == [0, 1, 2]
+    assert complete_records([], ["a"], 5) == []

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import PassageError, RenderError
 from ..store import Run
+from ..store.manifest import complete_records
 from . import layout, timeline
 from .animate import Animator, ffmpeg_available
 from .evolution import EvolutionPainter
@@ -39,16 +40,9 @@ Images = dict[tuple[str, int, int], np.ndarray]
 def complete_keys(run: Run) -> list[int]:
     """Records that hold every layer for every pattern (a training killed in the middle of a
     record leaves that record partial; it is left out)."""
-    keys = []
-    for key in run.epochs:
-        if key is None:
-            continue
-        if all(
-            sum(e.count for e in run.chunks(layer, key)) >= run.num_patterns for layer in run.layers
-        ):
-            keys.append(key)
-        else:
-            log.info("record %s of %s is incomplete (interrupted); it is not drawn", key, run.path)
+    keys = complete_records(run.entries, run.layers, run.num_patterns)
+    for key in sorted(set(k for k in run.epochs if k is not None) - set(keys)):
+        log.info("record %s of %s is incomplete (interrupted); it is not drawn", key, run.path)
     return keys
 
 

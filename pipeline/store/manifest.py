@@ -8,6 +8,7 @@ in the middle of an append) is ignored and reported; every other line is used.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,25 @@ class ManifestRead:
     entries: list[ManifestEntry]
     bad_lines: list[int]  # 1-based line numbers that were ignored
     good_bytes: int  # length of the prefix made of complete, valid lines
+
+
+def complete_records(
+    entries: Iterable[ManifestEntry], layers: Iterable[str], num_patterns: int
+) -> list[int]:
+    """Record keys (training epochs or steps) at which every layer's files cover all
+    ``num_patterns`` patterns, sorted. A training killed in the middle of a record leaves it
+    partial: some layers, or some batches of the watched patterns, missing. A file listed twice
+    (written again) counts once."""
+    latest = {e.key: e for e in entries if e.epoch is not None}
+    covered: dict[tuple[int, str], int] = {}
+    for e in latest.values():
+        assert e.epoch is not None
+        covered[(e.epoch, e.layer)] = covered.get((e.epoch, e.layer), 0) + e.count
+    names = list(layers)
+    keys = {epoch for epoch, _ in covered}
+    return sorted(
+        k for k in keys if all(covered.get((k, name), 0) >= num_patterns for name in names)
+    )
 
 
 def read_manifest(path: Path) -> ManifestRead:
