@@ -42,9 +42,9 @@ def min_axis_ok(shape: Sequence[int | None], min_axis: Sequence[int]) -> bool:
     """Does every axis of ``shape`` reach its minimum (see the module docstring)?"""
     if not min_axis:
         return True
-    limits = list(min_axis) * len(shape) if len(min_axis) == 1 else list(min_axis)
-    if len(shape) < len(limits):
+    if len(shape) < len(min_axis):  # a scalar output has no axis to reach a single value
         return False
+    limits = list(min_axis) * len(shape) if len(min_axis) == 1 else list(min_axis)
     return all(v is None or v >= m for v, m in zip(shape, limits, strict=False))
 
 

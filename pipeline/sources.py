@@ -181,6 +181,12 @@ class _Spill:
                 f"expected every batch to be (n, *input_shape) with input shapes "
                 f"{[tuple(w) for w in want]}"
             )
+        for i, (arr, dtype) in enumerate(zip(arrays, self.dtypes, strict=True)):
+            if not np.can_cast(arr.dtype, dtype, casting="same_kind"):
+                raise PatternError(
+                    f"{where}: input {i} is {arr.dtype} after batches of {dtype}; expected every "
+                    f"batch in one dtype (a {dtype} copy would cut the values)"
+                )
         for fh, arr, dtype in zip(self.files, arrays, self.dtypes, strict=True):
             fh.write(np.ascontiguousarray(arr, dtype=dtype).tobytes())
         self.count += sizes.pop()
@@ -210,14 +216,18 @@ def from_generator(
     factory = load_callable(spec, "pattern")
     try:
         batches = factory()
+    except Exception as exc:
+        raise SpecError(
+            f"pattern function {spec!r} failed when called with no arguments: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    try:
         iterator = iter(batches)
     except TypeError as exc:
         raise SpecError(
             f"pattern spec {spec!r}: expected a function returning an iterable of batches "
-            f"(such as a tf.data.Dataset); {exc}"
+            f"(such as a tf.data.Dataset), received {type(batches).__name__}"
         ) from exc
-    except Exception as exc:
-        raise SpecError(f"pattern function {spec!r} failed: {exc}") from exc
     spill = _Spill(len(names))
     log.info(
         "reading the batches of %s into a temporary file%s",

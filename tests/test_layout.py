@@ -100,6 +100,8 @@ def test_min_axis_rules():
     assert not min_axis_ok((10,), (8, 8))  # fewer axes than listed
     assert min_axis_ok((None, 5), (3, 3))
     assert min_axis_ok((1,), ())
+    assert not min_axis_ok((), (1,))  # a scalar per pattern: fewer axes than listed
+    assert min_axis_ok((), ())
 
 
 def test_select_all_with_min_axis_and_classes():

@@ -158,6 +158,20 @@ def ragged():
     yield np.ones((2, 4), np.float32)
     yield np.ones((2, 5), np.float32)
 
+def mixed_dtypes():
+    yield np.zeros((2, 4), np.uint8)
+    yield np.full((2, 4), 0.5)
+
+def wider():
+    yield np.zeros((2, 4), np.float32)
+    yield np.full((2, 4), 0.5)  # float64: stored as the first batch's float32
+
+def needs_an_argument(n):
+    return []
+
+def broken():
+    return None + 1
+
 def endless():
     i = 0
     while True:
@@ -200,7 +214,7 @@ def test_generator_tf_data(gen_file):
 def test_generator_errors(gen_file):
     with pytest.raises(PatternError, match="yielded no patterns"):
         load_patterns(f"{gen_file}:nothing", [(4,)])
-    with pytest.raises(SpecError, match="iterable of batches"):
+    with pytest.raises(SpecError, match="iterable of batches .*received int"):
         load_patterns(f"{gen_file}:not_iterable", [(4,)])
     with pytest.raises(PatternError, match="batches differ in shape"):
         load_patterns(f"{gen_file}:ragged", [(4,)])
@@ -210,6 +224,13 @@ def test_generator_errors(gen_file):
         load_patterns(f"{gen_file}:batches", [(5,)])
     with pytest.raises(SpecError, match="has no 'missing'"):
         load_patterns(f"{gen_file}:missing", [(4,)])
+    with pytest.raises(PatternError, match="input 0 is float64 after batches of uint8"):
+        load_patterns(f"{gen_file}:mixed_dtypes", [(4,)])
+    assert _all(load_patterns(f"{gen_file}:wider", [(4,)]))[0][2, 0] == np.float32(0.5)
+    with pytest.raises(SpecError, match="failed when called with no arguments: TypeError"):
+        load_patterns(f"{gen_file}:needs_an_argument", [(4,)])
+    with pytest.raises(SpecError, match="no arguments: TypeError: unsupported operand"):
+        load_patterns(f"{gen_file}:broken", [(4,)])
 
 
 def test_unknown_spec_and_missing_file(tmp_path):
