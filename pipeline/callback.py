@@ -74,7 +74,8 @@ class CaptureCallback(keras.callbacks.Callback):
     ``every``: record after every N-th epoch (and always after the last one ``fit`` runs);
     ``every_batches``: also every K optimizer steps (keys become steps, see the module doc).
     ``info`` adds entries to run.json (e.g. the dataset and labels of the watched patterns);
-    ``fingerprint_extra`` adds parts to what identifies the run; ``durable`` fsyncs every file.
+    ``fingerprint_extra`` adds parts to what identifies the run; ``durable`` fsyncs every file;
+    ``direct_io=False`` writes every file through the page cache (``--buffered-io``).
     Use it as a context manager, or call ``close()`` when ``fit`` raised, to release the run's
     lock at once (a lock of a dead process is taken over anyway).
     """
@@ -94,6 +95,7 @@ class CaptureCallback(keras.callbacks.Callback):
         batch_mb: int = 64,
         overwrite: bool = False,
         durable: bool = False,
+        direct_io: bool = True,
         info: dict[str, Any] | None = None,
         fingerprint_extra: dict[str, Any] | None = None,
     ) -> None:
@@ -114,6 +116,7 @@ class CaptureCallback(keras.callbacks.Callback):
         self.fmt = fmt
         self.dtype = dtype
         self.durable = durable
+        self.direct_io = direct_io
         self.batch_request = batch_size  # 0: chosen by batch_mb when planned
         self.batch_size = batch_size
         self.batch_mb = batch_mb
@@ -224,6 +227,7 @@ class CaptureCallback(keras.callbacks.Callback):
                 dtype=self.dtype,
                 overwrite=self.overwrite,
                 durable=self.durable,
+                direct_io=self.direct_io,
             ).open()
             self.overwrite = False  # a second fit continues the same run
         if self.probe is None or self._probe_model is not model:

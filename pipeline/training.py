@@ -25,7 +25,7 @@ from .config import Config, TrainConfig
 from .datasets import Dataset, load_dataset, watch_indices
 from .diagram import draw_architecture
 from .errors import ConfigError, PassageError, SpecError, StoreError
-from .probe import input_shapes
+from .probe import input_names, input_shapes
 from .specs import load_model, load_patterns
 from .store import MANIFEST, RUN_JSON, Run, open_run
 from .store.manifest import complete_records, read_manifest
@@ -60,14 +60,18 @@ def compile_if_needed(model: Any, t: TrainConfig) -> None:
         raise ConfigError(f"[train]: cannot compile the model: {exc}") from exc
 
 
-def watched_patterns(cfg: Config, data: Dataset, shapes: Any) -> tuple[Any, dict[str, Any]]:
-    """The watched patterns and their description for run.json."""
-    t = cfg.train
+def watched_patterns(
+    cfg: Config, data: Dataset, shapes: Any, names: Any = None
+) -> tuple[Any, dict[str, Any]]:
+    """The watched patterns (one array, or one per model input) and their description for
+    run.json. ``[train] watch`` is read as ``[capture] patterns`` would be: input names,
+    ``[capture] inputs`` and ``limit`` apply."""
+    t, c = cfg.train, cfg.capture
     assert t is not None
     if t.watch:
-        source = load_patterns(t.watch, shapes)
-        x = source.batch(0, source.count)[0]
-        return x, {"spec": t.watch}
+        source = load_patterns(t.watch, shapes, names, c.inputs, limit=c.limit)
+        xs = source.batch(0, source.count)
+        return (xs[0] if len(xs) == 1 else xs), {"spec": t.watch}
     idx = watch_indices(data.y, t.watch_per_class)
     labels = [int(v) for v in data.y[idx]] if data.y.ndim == 1 else []
     return data.x[idx], {
@@ -137,7 +141,7 @@ def prepare(cfg: Config) -> Prepared:
     model = load_model(cfg.capture.model, unsafe=cfg.capture.unsafe)
     shapes = input_shapes(model)
     data = load_dataset(t.dataset, shapes, t.x_key, t.y_key)
-    watch, watch_info = watched_patterns(cfg, data, shapes)
+    watch, watch_info = watched_patterns(cfg, data, shapes, input_names(model))
     return Prepared(model, data, watch, watch_info, math.ceil(data.count / t.batch_size))
 
 
@@ -157,6 +161,7 @@ def capture_callback(cfg: Config, prep: Prepared, out: Path | None = None) -> Ca
         batch_mb=c.batch_mb,
         overwrite=c.overwrite,
         durable=c.fsync,
+        direct_io=c.direct_io,
         info={
             "model": c.model,
             "patterns": prep.watch_info["spec"],

@@ -115,3 +115,21 @@ def test_capture_trains_learns_and_a_rerun_does_nothing(tmp_path: Path) -> None:
     cfg.write_text(TRAIN.format(out=out).replace("epochs = 6", "epochs = 9\nresume = false"))
     assert main(["-q", "capture", "--config", str(cfg)]) == 2
     assert open_run(out).epochs == list(range(8))
+
+
+def test_watched_patterns_from_a_spec_honour_limit_and_buffered_io(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pipeline.training import capture_callback, prepare
+
+    text = TRAIN.format(out=tmp_path / "run").replace(
+        "architecture = false", "architecture = false\nlimit = 3\ndirect_io = false"
+    )
+    cfg_path = tmp_path / "train.toml"
+    cfg_path.write_text(text.replace("watch_per_class = 1", 'watch = "random:10:7"'))
+    cfg = cfgmod.load(cfg_path)
+    prep = prepare(cfg)
+    assert prep.watch.shape[0] == 3  # [capture] limit applies to the watched patterns too
+    assert prep.watch_info == {"spec": "random:10:7"}
+    callback = capture_callback(cfg, prep)
+    assert callback.direct_io is False  # --buffered-io reaches the training's writer
