@@ -25,7 +25,7 @@ from .errors import PatternError
 from .probe import Probe, input_names, input_shapes, layer_infos
 from .select import LayerInfo, select_layers
 from .specs import PatternSource, check_shapes, limited, load_model, load_patterns
-from .store import QueuedWriter, Run, RunWriter, open_run
+from .store import RUN_JSON, QueuedWriter, Run, RunWriter, open_run
 from .store.crc import crc32
 from .store.naming import layer_dir
 
@@ -178,8 +178,11 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
     }
     if source.names is not None:  # image files: a renamed or added file is another run
         parts["sources"] = source.names
-    info["fingerprint"] = fingerprint(parts)
     out = Path(c.out)
+    if not c.batch_size and not c.overwrite:  # chosen by budget: a run begun with another
+        batch_size = resumed_batch_size(out, parts, batch_size)  # size resumes with its own
+        info["batch_size"] = parts["batch"] = batch_size
+    info["fingerprint"] = fingerprint(parts)
     writer = RunWriter(
         out,
         info,
@@ -195,6 +198,23 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         _stream(model, selected, source, writer, batch_size, c.queue_size, quiet)
     log.info("captured %d pattern(s) x %d layer(s) into %s", source.count, len(selected), out)
     return open_run(out)
+
+
+def resumed_batch_size(out: Path, parts: dict[str, Any], chosen: int) -> int:
+    """The batch size of the run already in ``out`` when it is this capture in all but the
+    batch size (begun with another ``batch_mb``, or by a version with another default), so
+    that it resumes in its own file layout; otherwise ``chosen``."""
+    try:
+        held = orjson.loads((out / RUN_JSON).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return chosen
+    size = held.get("batch_size") if isinstance(held, dict) else None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1 or size == chosen:
+        return chosen
+    if held.get("fingerprint") != fingerprint({**parts, "batch": size}):
+        return chosen
+    log.info("%s was begun with %d pattern(s) per batch: resuming with that size", out, size)
+    return size
 
 
 def _stream(

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.batch import capture_model
 from pipeline.config import CaptureConfig, Config, SelectConfig
+from pipeline.errors import StoreError
 from pipeline.probe import Probe
 from pipeline.specs import load_patterns
 
@@ -156,3 +157,21 @@ def test_batch_size_zero_is_chosen_by_batch_mb(tmp_path, seed_model, keras_layer
     # A second capture of the same config resolves the same batch size: it resumes.
     again = capture_model(seed_model, cfg, quiet=True)
     assert [e.path for e in again.entries] == [e.path for e in run.entries]
+
+
+def test_a_run_begun_with_another_batch_size_resumes_in_its_own_layout(tmp_path, seed_model):
+    begun = make_config(tmp_path, batch_size=8)
+    run = capture_model(seed_model, begun, quiet=True)
+    lost = run.chunks(run.layers[0])[1].path
+    kept = {e.path: (run.path / e.path).stat().st_mtime_ns for e in run.entries if e.path != lost}
+    victim = run.path / lost
+    victim.unlink()  # as an interrupted capture leaves it: one file missing
+    # --batch-size left to the budget (it would choose all 20 here): the run's own 8 is kept.
+    again = capture_model(seed_model, make_config(tmp_path, batch_size=0), quiet=True)
+    assert again.info["batch_size"] == 8 and again.info["fingerprint"] == run.info["fingerprint"]
+    assert victim.exists()
+    assert sorted(e.path for e in again.entries) == sorted(e.path for e in run.entries)
+    assert all((again.path / p).stat().st_mtime_ns == t for p, t in kept.items())
+    # An explicit other size is another run: refused as before.
+    with pytest.raises(StoreError, match="holds a different run"):
+        capture_model(seed_model, make_config(tmp_path, batch_size=4), quiet=True)
