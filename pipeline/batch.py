@@ -60,20 +60,27 @@ DEFAULT_BATCH = 256  # when an output's size per pattern is not known (None axes
 MAX_BATCH = 8192
 
 
-def choose_batch_size(selected: Sequence[LayerInfo], dtype: str, budget: int) -> int:
+def choose_batch_size(
+    selected: Sequence[LayerInfo], dtype: str, budget: int, count: int | None = None
+) -> int:
     """Patterns per batch for ``[capture] batch_size = 0``: the largest power of two (1 to
     ``MAX_BATCH``) whose selected layers' outputs, stored as ``dtype``, fit in ``budget``
     bytes. Larger batches spread the fixed costs of a forward pass and of each file over more
     patterns; the budget bounds the memory of a batch in flight (the writer holds
-    ``queue_size + 1`` of them). ``DEFAULT_BATCH`` when a size per pattern is unknown."""
+    ``queue_size + 1`` of them). ``DEFAULT_BATCH`` when a size per pattern is unknown. With
+    ``count`` (the patterns there are), never more than that."""
     itemsize = np.dtype(dtype).itemsize
     per_pattern = 0
+    size = 0
     for info in selected:
         if any(d is None for d in info.shape):
-            return DEFAULT_BATCH
+            size = DEFAULT_BATCH
+            break
         per_pattern += math.prod(info.shape) * itemsize  # type: ignore[arg-type]
-    fits = budget // per_pattern if per_pattern else MAX_BATCH
-    return min(MAX_BATCH, 1 << (max(1, fits).bit_length() - 1))
+    if not size:
+        fits = budget // per_pattern if per_pattern else MAX_BATCH
+        size = min(MAX_BATCH, 1 << (max(1, fits).bit_length() - 1))
+    return size if count is None else min(size, max(1, count))
 
 
 def resolve_batch_size(c: CaptureConfig, selected: Sequence[LayerInfo], count: int) -> int:
@@ -81,7 +88,7 @@ def resolve_batch_size(c: CaptureConfig, selected: Sequence[LayerInfo], count: i
     ``count``, the patterns there are)."""
     if c.batch_size:
         return c.batch_size
-    size = min(choose_batch_size(selected, c.dtype, c.batch_mb << 20), max(1, count))
+    size = choose_batch_size(selected, c.dtype, c.batch_mb << 20, count)
     log.info("%d pattern(s) per batch (outputs within %d MiB)", size, c.batch_mb)
     return size
 

@@ -162,9 +162,8 @@ class CaptureCallback(keras.callbacks.Callback):
             return self._plan[1]
         self.source = array_source(self.patterns, input_shapes(model))
         self.selected = self._selected_layers(model)
-        self.batch_size = self.batch_request or min(
-            choose_batch_size(self.selected, self.dtype, self.batch_mb << 20),
-            max(1, self.source.count),
+        self.batch_size = self.batch_request or choose_batch_size(
+            self.selected, self.dtype, self.batch_mb << 20, self.source.count
         )
         records = layer_records(self.selected)
         time_info = {"unit": self.unit, "every": self.every, "every_batches": self.every_batches}

@@ -181,13 +181,12 @@ class _Spill:
                 f"expected every batch to be (n, *input_shape) with input shapes "
                 f"{[tuple(w) for w in want]}"
             )
-        for i, (arr, dtype) in enumerate(zip(arrays, self.dtypes, strict=True)):
-            if not np.can_cast(arr.dtype, dtype, casting="same_kind"):
+        for i, (fh, arr, dtype) in enumerate(zip(self.files, arrays, self.dtypes, strict=True)):
+            if not np.can_cast(arr.dtype, dtype, casting="same_kind"):  # the caller closes
                 raise PatternError(
                     f"{where}: input {i} is {arr.dtype} after batches of {dtype}; expected every "
                     f"batch in one dtype (a {dtype} copy would cut the values)"
                 )
-        for fh, arr, dtype in zip(self.files, arrays, self.dtypes, strict=True):
             fh.write(np.ascontiguousarray(arr, dtype=dtype).tobytes())
         self.count += sizes.pop()
 

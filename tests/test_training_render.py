@@ -172,10 +172,8 @@ def test_timeline_labels_losses_and_curves() -> None:
     assert steps.label(4) == "step 4"
     assert steps.loss(4) == 0.9
     assert steps.curves()["loss"] == ([5, 10], [0.5, 0.25])
-    assert (
-        page_title(3, None, steps.label(5), 0, [0, 1]) == "pattern 3, step 5 (epoch 1) (page 1/2)"
-    )
-    assert page_title(0, "cat.png", None, 0, [0]) == "pattern 0 (cat.png)"
+    assert page_title(3, None, steps.label(5), 0, 2) == "pattern 3, step 5 (epoch 1) (page 1/2)"
+    assert page_title(0, "cat.png", None, 0, 1) == "pattern 0 (cat.png)"
 
 
 def test_pattern_label_sheet_pages_groups_and_stats() -> None:

@@ -327,14 +327,12 @@ def _remove_stale_pages(folder: Path, n_pages: int) -> None:
         k += 1
 
 
-def page_title(
-    pattern: int, name: str | None, when: str | None, page: int, pages: Sequence[object]
-) -> str:
+def page_title(pattern: int, name: str | None, when: str | None, page: int, pages: int) -> str:
     """'pattern 3 (cat.png), epoch 5 (page 1/2)': the pattern, its file name when it has one,
     the record's moment in a training run, the page when there are several."""
     title = f"pattern {pattern}" + (f" ({name})" if name else "")
     title += f", {when}" if when else ""
-    return title + (f" (page {page + 1}/{len(pages)})" if len(pages) > 1 else "")
+    return title + (f" (page {page + 1}/{pages})" if pages > 1 else "")
 
 
 def draw_patterns(
@@ -355,7 +353,8 @@ def draw_patterns(
         for p in patterns:
             cells = [layer_cell(cache, name, p, epoch, opts, report) for name in layers]
             for page_index, idx in enumerate(page_cells):
-                title = page_title(p, names[p] if names else None, when, page_index, page_cells)
+                name = names[p] if names else None
+                title = page_title(p, name, when, page_index, len(page_cells))
                 page = [cells[i] for i in idx]
                 path = out / f"pattern-{p}" / f"{page_index}.png"
                 if raster.supports(page):
