@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.batch import resolve_batch_size
+from pipeline.capturing.models import load_model
+from pipeline.capturing.patterns import load_patterns
+from pipeline.capturing.probe import Probe, input_shapes, layer_infos
+from pipeline.capturing.selection import select_layers
+from pipeline.capturing.stream import resolve_batch_size
 from pipeline.config import Config
-from pipeline.probe import Probe, input_shapes, layer_infos
-from pipeline.select import select_layers
-from pipeline.specs import load_model, load_patterns
 from pipeline.store import Run
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.batch import capture, capture_model, layer_records
+from pipeline.capturing.stream import capture, capture_model, layer_records
 from pipeline.config import CaptureConfig, Config, SelectConfig
 from pipeline.store import QueuedWriter, RunWriter
 

@@ -32,7 +32,7 @@ def describe(tmp: Path) -> dict[str, Any]:
     import matplotlib
     import PIL
 
-    from pipeline.batch import versions
+    from pipeline.capturing.stream import versions
 
     return {
         "cpu": cpu_model(),

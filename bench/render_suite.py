@@ -7,7 +7,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from pipeline.batch import capture
+from pipeline.capturing.stream import capture
 from pipeline.rendering import render
 from pipeline.store import Run
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.batch import capture
+from pipeline.capturing.stream import capture
 from pipeline.config import SelectConfig
 from pipeline.rendering import render
 

@@ -20,7 +20,7 @@ from typing import Any
 
 def _fit_seconds(cfg: Any, with_callback: bool, out: Path | None) -> tuple[float, float]:
     """(wall seconds, process CPU seconds) of one ``fit``."""
-    from pipeline.training import capture_callback, compile_if_needed, prepare
+    from pipeline.capturing.training.trainer import capture_callback, compile_if_needed, prepare
 
     t = cfg.train
     prep = prepare(cfg)

@@ -27,9 +27,9 @@ from .errors import (  # noqa: E402
 from .store import Run, open_run  # noqa: E402
 
 _LAZY = {
-    "CaptureCallback": ("pipeline.callback", "CaptureCallback"),
-    "capture": ("pipeline.batch", "capture"),
-    "capture_model": ("pipeline.batch", "capture_model"),
+    "CaptureCallback": ("pipeline.capturing.training.callback", "CaptureCallback"),
+    "capture": ("pipeline.capturing.stream", "capture"),
+    "capture_model": ("pipeline.capturing.stream", "capture_model"),
     "plot_pattern_process": ("pipeline.article", "plot_pattern_process"),
     "render": ("pipeline.rendering", "render"),
 }

@@ -23,7 +23,7 @@ def plot_pattern_process(
     with ``plot_model``, ``folder/model.png`` (or ``model.txt`` without Graphviz). A second call
     on the same folder replaces the previous run. Returns ``folder``.
     """
-    from .batch import capture_model
+    from .capturing.stream import capture_model
     from .rendering import render
 
     folder = Path(folder)

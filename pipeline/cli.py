@@ -167,11 +167,11 @@ def capture_config(args: argparse.Namespace) -> Config:
 def cmd_capture(args: argparse.Namespace) -> int:
     cfg = capture_config(args)
     if cfg.train is not None:
-        from .training import train_and_capture
+        from .capturing.training.trainer import train_and_capture
 
         train_and_capture(cfg, quiet=args.quiet)
     else:
-        from .batch import capture
+        from .capturing.stream import capture
 
         capture(cfg, quiet=args.quiet)
     return 0
@@ -227,13 +227,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_run
+    from .store.verify import verify_run
 
     return verify_run(args.run)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .verify import run_info
+    from .store.verify import run_info
 
     return run_info(args.run)
 

@@ -45,7 +45,7 @@ class CaptureConfig:
     format: str = "npy"
     dtype: str = "float32"
     # Patterns per forward pass (and per data file); 0: the largest power of two whose
-    # captured outputs fit in batch_mb MiB (see pipeline.batch.choose_batch_size).
+    # captured outputs fit in batch_mb MiB (see pipeline.capturing.stream.choose_batch_size).
     batch_size: int = 0
     batch_mb: int = 64
     architecture: bool = True

@@ -35,7 +35,7 @@ def no_leaked_threads_or_figures():
 
 @pytest.fixture(scope="session")
 def keras():
-    from pipeline._tf import keras_and_tf
+    from pipeline.capturing.framework import keras_and_tf
 
     k, _ = keras_and_tf()
     return k
@@ -43,7 +43,7 @@ def keras():
 
 @pytest.fixture(scope="session")
 def seed_model(keras):
-    from pipeline.builtins import seed_model
+    from pipeline.capturing.builtin_models import seed_model
 
     return seed_model()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.backup import EpochBackup, latest
+from pipeline.capturing.training.backup import EpochBackup, latest
 
 
 def _model(keras):

@@ -18,10 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
 
 from pipeline import CaptureCallback, open_run  # noqa: E402
+from pipeline.capturing.probe import Probe  # noqa: E402
 from pipeline.config import SelectConfig  # noqa: E402
 from pipeline.errors import ConfigError, SpecError, StoreError  # noqa: E402
-from pipeline.probe import Probe  # noqa: E402
-from pipeline.verify import check_run  # noqa: E402
+from pipeline.store.verify import check_run  # noqa: E402
 
 ALL = SelectConfig(rule="all")
 REPO = Path(__file__).resolve().parents[1]

@@ -6,11 +6,11 @@ import numpy as np
 import orjson
 import pytest
 
-from pipeline.batch import capture_model
+from pipeline.capturing.patterns import load_patterns
+from pipeline.capturing.probe import Probe
+from pipeline.capturing.stream import capture_model
 from pipeline.config import CaptureConfig, Config, SelectConfig
 from pipeline.errors import StoreError
-from pipeline.probe import Probe
-from pipeline.specs import load_patterns
 
 N = 20
 
@@ -122,8 +122,8 @@ def test_npy_and_npz_pattern_files(tmp_path, seed_model, keras_layer_output):
 
 
 def test_batch_size_by_memory_is_the_largest_power_of_two_that_fits():
-    from pipeline.batch import DEFAULT_BATCH, MAX_BATCH, choose_batch_size
-    from pipeline.select import LayerInfo
+    from pipeline.capturing.selection import LayerInfo
+    from pipeline.capturing.stream import DEFAULT_BATCH, MAX_BATCH, choose_batch_size
 
     def layers(*shapes):
         return [LayerInfo(i, f"l{i}", "Dense", s) for i, s in enumerate(shapes)]

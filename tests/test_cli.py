@@ -183,8 +183,8 @@ def test_render_of_a_missing_run(tmp_path, capsys):
 def test_direct_and_buffered_io_write_the_same_run(tmp_path):
     """Files above the direct-I/O threshold (7.7 MB for 'dense' at batch 512) come out byte
     for byte the same with --buffered-io --fsync, and equal what Keras computes."""
-    from pipeline.builtins import seed_model
-    from pipeline.specs import load_patterns
+    from pipeline.capturing.builtin_models import seed_model
+    from pipeline.capturing.patterns import load_patterns
     from pipeline.store.files import DIRECT_MIN
 
     common = ("--patterns", "random:700:3", "--batch-size", "512")

@@ -28,7 +28,7 @@ from helpers_reliability import (
 
 from pipeline.store import RunWriter, open_run
 from pipeline.store.lock import LOCK
-from pipeline.verify import check_run
+from pipeline.store.verify import check_run
 
 # 1000 patterns in batches of 4 through the six layers of `builtin:seed` (`--select all`):
 # 1500 data files, long enough for several kills in the middle of writing.

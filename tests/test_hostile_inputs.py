@@ -16,7 +16,7 @@ from pipeline.cli import main
 from pipeline.errors import StoreError
 from pipeline.rendering.grids import Cell, GridOptions, PagePainter
 from pipeline.store import MANIFEST, RunWriter, open_run
-from pipeline.verify import check_run
+from pipeline.store.verify import check_run
 
 BASE = ["capture", "--batch-size", "4", "--select", "all", "--no-architecture"]
 

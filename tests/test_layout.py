@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.capturing.selection import LayerInfo, min_axis_ok, select_layers
 from pipeline.config import SelectConfig
 from pipeline.rendering import layout
-from pipeline.select import LayerInfo, min_axis_ok, select_layers
 
 
 def test_vector_square_pads_with_nan():

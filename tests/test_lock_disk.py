@@ -30,7 +30,7 @@ from pipeline.cli import main
 from pipeline.errors import DiskFullError, RunLockedError
 from pipeline.store import MANIFEST, RunWriter, open_run
 from pipeline.store.lock import LOCK
-from pipeline.verify import check_run
+from pipeline.store.verify import check_run
 
 INFO = {"mode": "batch", "fingerprint": "lock-test", "num_patterns": 1, "layers": []}
 SMALL = ["--patterns", "random:40:3", "--batch-size", "4", "--select", "all"]

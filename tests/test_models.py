@@ -8,11 +8,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from pipeline.builtins import builtin_model  # noqa: E402
+from pipeline.capturing.builtin_models import builtin_model  # noqa: E402
+from pipeline.capturing.probe import Probe, layer_infos, rebuild_graph  # noqa: E402
+from pipeline.capturing.selection import select_layers  # noqa: E402
 from pipeline.config import CaptureConfig, Config, SelectConfig  # noqa: E402
 from pipeline.errors import SelectionError, SpecError  # noqa: E402
-from pipeline.probe import Probe, layer_infos, rebuild_graph  # noqa: E402
-from pipeline.select import select_layers  # noqa: E402
 
 L = keras.layers
 
@@ -182,7 +182,7 @@ def test_builtins_are_seeded():
 
 
 def test_probe_built_once_per_capture(tmp_path):
-    from pipeline.batch import capture_model
+    from pipeline.capturing.stream import capture_model
 
     model = two_input_model()
     rng = np.random.default_rng(6)

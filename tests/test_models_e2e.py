@@ -74,7 +74,7 @@ def test_two_input_cnn_images_plus_npy_then_render(tmp_path):
         f"{n},{tmp_path / 'meta.npy'}[{i}]"
         for i, n in enumerate(["0_circle.png", "1_bar.png", "2_cross.png", "3_gradient.jpg"])
     ]
-    from pipeline.sources import read_image
+    from pipeline.capturing.patterns.images import read_image
 
     image = np.stack(
         [read_image(IMAGES / n, 28, 28, "L") for n in sorted(p.name for p in IMAGES.iterdir())]
@@ -163,7 +163,7 @@ def test_builtin_configs(tmp_path, config, monkeypatch):
 
 
 def test_free_size_model_renders_with_stored_shapes(tmp_path):
-    from pipeline.batch import capture_model
+    from pipeline.capturing.stream import capture_model
     from pipeline.config import CaptureConfig, Config, SelectConfig
     from pipeline.rendering import render
 

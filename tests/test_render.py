@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from pipeline import open_run, plot_pattern_process, render
-from pipeline.batch import capture_model
+from pipeline.capturing.stream import capture_model
 from pipeline.config import CaptureConfig, Config, SelectConfig
 from pipeline.rendering import layout
 from pipeline.rendering.grids import Cell, GridOptions, PagePainter
@@ -104,7 +104,7 @@ def test_render_never_imports_tensorflow(seed_run, tmp_path):
 
 
 def test_architecture_png_with_graphviz_text_without(tmp_path, seed_model, monkeypatch):
-    from pipeline.diagram import graphviz_available
+    from pipeline.capturing.diagram import graphviz_available
 
     cfg = Config(capture=CaptureConfig(out=str(tmp_path / "a"), patterns="random:1"))
     run = capture_model(seed_model, cfg, quiet=True)

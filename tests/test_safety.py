@@ -35,7 +35,7 @@ keras = pytest.importorskip("keras")
 
 
 def test_capture_with_dotted_and_nested_names_writes_only_inside(tmp_path):
-    from pipeline.batch import capture_model
+    from pipeline.capturing.stream import capture_model
     from pipeline.config import CaptureConfig, Config, SelectConfig
 
     inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="..")], name="..sub")
@@ -63,8 +63,8 @@ def _lambda_model(path):
 
 
 def test_lambda_model_needs_unsafe(tmp_path):
+    from pipeline.capturing.models import load_model
     from pipeline.errors import ModelLoadError
-    from pipeline.specs import load_model
 
     path = tmp_path / "lambda.keras"
     _lambda_model(path)

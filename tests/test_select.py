@@ -1,8 +1,8 @@
 import pytest
 
+from pipeline.capturing.selection import LayerInfo, describe_rule, select_layers
 from pipeline.config import SelectConfig
 from pipeline.errors import SelectionError
-from pipeline.select import LayerInfo, describe_rule, select_layers
 
 LAYERS = [
     LayerInfo(0, "input", "InputLayer", (50, 50), is_input=True),

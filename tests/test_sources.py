@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.capturing.patterns import load_patterns
+from pipeline.capturing.patterns.images import read_image
 from pipeline.errors import PatternError, SpecError
-from pipeline.sources import read_image
-from pipeline.specs import load_patterns
 
 IMAGES = Path(__file__).parent / "data" / "images"
 IMAGE_NAMES = ["0_circle.png", "1_bar.png", "2_cross.png", "3_gradient.jpg"]

@@ -15,7 +15,7 @@ from hypothesis.extra.numpy import array_shapes, arrays
 from pipeline.store import ManifestEntry, RunWriter, open_run
 from pipeline.store.manifest import complete_records
 from pipeline.store.naming import layer_dir
-from pipeline.verify import check_run
+from pipeline.store.verify import check_run
 
 DTYPES = ["float16", "float32", "float64", "int8", "int32", "int64", "uint8", "uint64", "bool"]
 

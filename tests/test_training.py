@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from pipeline import config as cfgmod
-from pipeline.datasets import STRIPE_CLASSES, load_dataset, stripes, watch_indices
+from pipeline.capturing.training.datasets import (
+    STRIPE_CLASSES,
+    load_dataset,
+    stripes,
+    watch_indices,
+)
 from pipeline.errors import ConfigError, PatternError, SpecError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,8 +84,8 @@ def test_capture_trains_learns_and_a_rerun_does_nothing(tmp_path: Path) -> None:
     pytest.importorskip("keras")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline import open_run
+    from pipeline.capturing.probe import Probe
     from pipeline.cli import main
-    from pipeline.probe import Probe
 
     out = tmp_path / "run"
     cfg = tmp_path / "train.toml"
@@ -120,7 +125,7 @@ def test_capture_trains_learns_and_a_rerun_does_nothing(tmp_path: Path) -> None:
 def test_watched_patterns_from_a_spec_honour_limit_and_buffered_io(tmp_path: Path) -> None:
     pytest.importorskip("keras")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline.training import capture_callback, prepare
+    from pipeline.capturing.training.trainer import capture_callback, prepare
 
     text = TRAIN.format(out=tmp_path / "run").replace(
         "architecture = false", "architecture = false\nlimit = 3\ndirect_io = false"

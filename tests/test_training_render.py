@@ -15,9 +15,9 @@ from pipeline import open_run
 from pipeline.errors import RenderError
 from pipeline.rendering import render
 from pipeline.rendering import timeline as tl
-from pipeline.rendering.animate import Animator
 from pipeline.rendering.grids import page_title
-from pipeline.rendering.training import complete_keys
+from pipeline.rendering.training.animation import Animator
+from pipeline.rendering.training.epochs import complete_keys
 from pipeline.store import RunWriter
 from pipeline.store.naming import layer_dir
 

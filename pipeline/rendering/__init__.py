@@ -106,7 +106,7 @@ def render(
         raise RenderError(f"run {run.path} holds no captured data yet; run `passage capture` first")
     last = epochs[-1]
     if run.is_training:
-        from .training import complete_keys
+        from .training.epochs import complete_keys
 
         # A training killed in the middle of a record leaves it partial: draw the last whole one.
         last = (complete_keys(run) or [last])[-1]
@@ -115,7 +115,7 @@ def render(
     report.problems.extend(grids.problems)
     report.damaged.update(grids.damaged)
     if run.is_training:
-        from .training import render_training
+        from .training.epochs import render_training
 
         extra = render_training(run, out_dir, indices, opts, quiet=quiet, workers=workers)
         report.pages += extra.pages

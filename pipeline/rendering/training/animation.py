@@ -18,8 +18,8 @@ from matplotlib.animation import FFMpegWriter, PillowWriter
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import layout
-from .grids import place_image
+from .. import layout
+from ..grids import place_image
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ._tf import keras_and_tf
+from .framework import keras_and_tf
 
 log = logging.getLogger(__name__)
 

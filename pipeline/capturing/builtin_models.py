@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import SpecError
+from ..errors import SpecError
 
 
 def seed_model() -> Any:

@@ -18,17 +18,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ...config import Config, TrainConfig
+from ...errors import ConfigError, PassageError, SpecError, StoreError
+from ...store import MANIFEST, RUN_JSON, Run, open_run
+from ...store.manifest import complete_records, read_manifest
+from ..diagram import draw_architecture
+from ..framework import keras_and_tf
+from ..models import load_model
+from ..patterns import load_patterns
+from ..probe import input_names, input_shapes
 from . import backup
-from ._tf import keras_and_tf
 from .callback import CaptureCallback
-from .config import Config, TrainConfig
 from .datasets import Dataset, load_dataset, watch_indices
-from .diagram import draw_architecture
-from .errors import ConfigError, PassageError, SpecError, StoreError
-from .probe import input_names, input_shapes
-from .specs import load_model, load_patterns
-from .store import MANIFEST, RUN_JSON, Run, open_run
-from .store.manifest import complete_records, read_manifest
 
 keras, _tf = keras_and_tf()
 log = logging.getLogger(__name__)

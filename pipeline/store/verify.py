@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PassageError
-from .store import Run, open_run
-from .store.codecs import file_checksum, format_checksum, read_array
-from .store.writer import TMP_MARK
+from ..errors import PassageError
+from .codecs import file_checksum, format_checksum, read_array
+from .reader import Run, open_run
+from .writer import TMP_MARK
 
 log = logging.getLogger(__name__)
 

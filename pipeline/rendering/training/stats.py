@@ -11,8 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .grids import PNG_OPTIONS
-from .timeline import LayerStats, Timeline
+from ..grids import PNG_OPTIONS
+from ..timeline import LayerStats, Timeline
 
 
 def draw_stats(

@@ -17,17 +17,18 @@ import numpy as np
 import orjson
 from tqdm.auto import tqdm
 
-from . import __version__
-from ._tf import keras_and_tf
-from .config import CaptureConfig, Config
+from .. import __version__
+from ..config import CaptureConfig, Config
+from ..errors import PatternError
+from ..store import RUN_JSON, QueuedWriter, Run, RunWriter, open_run
+from ..store.crc import crc32
+from ..store.naming import layer_dir
 from .diagram import draw_architecture
-from .errors import PatternError
+from .framework import keras_and_tf
+from .models import load_model
+from .patterns import PatternSource, check_shapes, limited, load_patterns
 from .probe import Probe, input_names, input_shapes, layer_infos
-from .select import LayerInfo, select_layers
-from .specs import PatternSource, check_shapes, limited, load_model, load_patterns
-from .store import RUN_JSON, QueuedWriter, Run, RunWriter, open_run
-from .store.crc import crc32
-from .store.naming import layer_dir
+from .selection import LayerInfo, select_layers
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import timeline
-from .grids import Cell, GridOptions, PagePainter
+from .. import timeline
+from ..grids import Cell, GridOptions, PagePainter
 
 CELL_INCHES = 2.2
 MAX_CELLS = 36

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PassageError, RenderError
-from ..store import Run
-from ..store.manifest import complete_records
-from . import layout, timeline
-from .animate import Animator, ffmpeg_available
+from ...errors import PassageError, RenderError
+from ...store import Run
+from ...store.manifest import complete_records
+from .. import layout, timeline
+from ..grids import DrawReport, GridOptions
+from ..pool import run_pieces
+from .animation import Animator, ffmpeg_available
 from .evolution import EvolutionPainter
-from .grids import DrawReport, GridOptions
-from .pool import run_pieces
 from .stats import draw_stats
 
 log = logging.getLogger(__name__)

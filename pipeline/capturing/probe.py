@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ._tf import keras_and_tf
-from .errors import SpecError
-from .select import LayerInfo
+from ..errors import SpecError
+from .framework import keras_and_tf
+from .selection import LayerInfo
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from ._tf import keras_and_tf
-from .batch import (
+from ...config import SelectConfig
+from ...errors import ConfigError, SpecError
+from ...store import RunWriter
+from ...store.manifest import complete_records
+from ..framework import keras_and_tf
+from ..patterns import PatternSource
+from ..probe import Probe, input_shapes, layer_infos
+from ..selection import LayerInfo, select_layers
+from ..stream import (
     array_source,
     arrays_digest,
     choose_batch_size,
@@ -43,13 +50,6 @@ from .batch import (
     layer_records,
     versions,
 )
-from .config import SelectConfig
-from .errors import ConfigError, SpecError
-from .probe import Probe, input_shapes, layer_infos
-from .select import LayerInfo, select_layers
-from .specs import PatternSource
-from .store import RunWriter
-from .store.manifest import complete_records
 
 keras, _tf = keras_and_tf()
 log = logging.getLogger(__name__)

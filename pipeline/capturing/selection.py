@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from .config import SelectConfig
-from .errors import SelectionError
+from ..config import SelectConfig
+from ..errors import SelectionError
 
 
 @dataclass(frozen=True)

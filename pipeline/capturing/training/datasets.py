@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PatternError, SpecError
-from .specs import read_npz
+from ...errors import PatternError, SpecError
+from ..patterns.arrays import read_npz
 
 log = logging.getLogger(__name__)
 
