@@ -1,8 +1,9 @@
 """The store: the on-disk contract between capture and render (see ARCHITECTURE.md)."""
 
 from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
+from .queued import QueuedWriter
 from .reader import LayerRecord, Run, open_run
-from .writer import QueuedWriter, RunWriter
+from .writer import RunWriter
 
 __all__ = [
     "MANIFEST",

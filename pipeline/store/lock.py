@@ -17,6 +17,7 @@ import socket
 from pathlib import Path
 
 from ..errors import RunLockedError
+from .disk import disk_error
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
-                from .writer import disk_error  # the writer imports this module
-
                 raise disk_error(exc, self.path) from exc
             try:
                 if not self._try_lock(fd, host):
@@ -104,8 +103,6 @@ class RunLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {host}\n".encode(), 0)
         except OSError as exc:  # a full disk can refuse even these few bytes
-            from .writer import disk_error
-
             raise disk_error(exc, self.path) from exc
         return True
 
