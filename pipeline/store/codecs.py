@@ -15,8 +15,6 @@ import orjson
 from ..errors import StoreError
 from .crc import crc32
 
-EXTENSIONS = {"npy": "npy", "json": "json"}
-
 
 def format_checksum(crc: int) -> str:
     return f"crc32:{crc & 0xFFFFFFFF:08x}"

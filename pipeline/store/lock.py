@@ -44,7 +44,7 @@ def _parse_owner(text: str) -> tuple[int, str] | None:
 
 
 class RunLock:
-    """Context manager owning ``RUN/.lock`` while a writer works in RUN."""
+    """Owns ``RUN/.lock`` while a writer works in RUN: ``acquire``, then ``release``."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / LOCK
@@ -120,10 +120,3 @@ class RunLock:
             os.close(self._fd)
         self._fd = None
         self.held = False
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

@@ -103,7 +103,6 @@ def _opt_float(v: Any) -> float | None:
 class ManifestRead:
     entries: list[ManifestEntry]
     bad_lines: list[int]  # 1-based line numbers that were ignored
-    good_bytes: int  # length of the prefix made of complete, valid lines
 
 
 def complete_records(
@@ -129,23 +128,17 @@ def read_manifest(path: Path) -> ManifestRead:
     """Parse ``manifest.jsonl``; malformed lines are skipped, counted and logged."""
     entries: list[ManifestEntry] = []
     bad: list[int] = []
-    good_bytes = 0
     if not path.exists():
-        return ManifestRead(entries, bad, 0)
+        return ManifestRead(entries, bad)
     raw = path.read_bytes()
-    offset = 0
     for number, line in enumerate(raw.splitlines(keepends=True), start=1):
-        offset += len(line)
         if not line.strip():
-            good_bytes = offset if not bad else good_bytes
             continue
         try:
             if not line.endswith(b"\n"):
                 raise StoreError("line is not terminated (truncated write)")
             entries.append(ManifestEntry.from_dict(orjson.loads(line)))
-            if not bad:
-                good_bytes = offset
         except (orjson.JSONDecodeError, StoreError) as exc:
             bad.append(number)
             log.warning("%s: ignoring malformed line %d: %s", path, number, exc)
-    return ManifestRead(entries, bad, good_bytes)
+    return ManifestRead(entries, bad)
