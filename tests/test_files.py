@@ -16,7 +16,8 @@ import pytest
 
 from pipeline.store import codecs
 from pipeline.store.files import ALIGN, DIRECT_MIN, O_DIRECT, BufferPool, FileWriter
-from pipeline.store.prepare import array_stats, encode, ranges
+from pipeline.store.prepare import encode, ranges
+from pipeline.store.stats import array_stats
 
 SIZES = [0, 1, ALIGN - 1, ALIGN, DIRECT_MIN - 1, DIRECT_MIN, DIRECT_MIN + 1, 3 * DIRECT_MIN + 7]
 

@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..errors import DamagedDataError, PassageError, RenderError
 from ..store import Run
+from ..store.stats import array_stats
 from . import layout
 from .png import save_png
 from .timeline import Timeline
@@ -71,11 +72,8 @@ class DrawReport:
 
 def auto_limits(image: np.ndarray) -> tuple[float, float]:
     """Color limits of one image over its finite values (imshow's own autoscale, NaN-safe)."""
-    finite = image[np.isfinite(image)]
-    if finite.size == 0:
-        return (0.0, 1.0)
-    lo, hi = float(finite.min()), float(finite.max())
-    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+    lo, hi, _ = array_stats(image)
+    return layout.color_limits(lo, hi)
 
 
 def static_key(cells: Sequence[Cell | None]) -> tuple[Any, ...]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..store.stats import merge_ranges
 
 
 def pages(n_cells: int, rows: int, cols: int) -> list[list[int]]:
@@ -178,11 +179,14 @@ def split_work(items: Sequence[int], parts: int, max_size: int = 256) -> list[li
     return [list(items[i : i + size]) for i in range(0, n, size)]
 
 
+def color_limits(lo: float | None, hi: float | None) -> tuple[float, float]:
+    """A color scale from the finite (min, max) of some data: (0, 1) when it has no finite
+    value, widened by 0.5 on each side when it is flat."""
+    if lo is None or hi is None:
+        return (0.0, 1.0)
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
 def fixed_limits(mins: Sequence[float | None], maxs: Sequence[float | None]) -> tuple[float, float]:
     """One color scale over several files' (min, max): the smallest min and the largest max."""
-    lo = [v for v in mins if v is not None]
-    hi = [v for v in maxs if v is not None]
-    if not lo or not hi:
-        return (0.0, 1.0)
-    a, b = min(lo), max(hi)
-    return (a, b) if b > a else (a - 0.5, b + 0.5)
+    return color_limits(*merge_ranges(mins, maxs))

@@ -18,37 +18,9 @@ import numpy as np
 from . import codecs
 from .crc import crc32, crc32_combine
 from .files import BufferPool
+from .stats import Stats, array_stats, merge_stats
 
-Stats = tuple[float | None, float | None, int]
 SUB = 1 << 18  # elements per step inside a range: a few hundred KiB stay in cache
-
-
-def array_stats(arr: np.ndarray) -> Stats:
-    """(min, max, nonfinite count) over the finite values; two passes when all are finite."""
-    if arr.size == 0:
-        return None, None, 0
-    if arr.dtype.kind not in "fc":
-        return float(arr.min()), float(arr.max()), 0
-    lo, hi = arr.min(), arr.max()
-    if np.isfinite(lo) and np.isfinite(hi):
-        return float(lo), float(hi), 0
-    finite = np.isfinite(arr)
-    bad = int(arr.size - np.count_nonzero(finite))
-    if bad == arr.size:
-        return None, None, bad
-    vals = arr[finite]
-    return float(vals.min()), float(vals.max()), bad
-
-
-def merge_stats(parts: Sequence[Stats]) -> Stats:
-    """The statistics of a concatenation from those of its parts."""
-    los = [p[0] for p in parts if p[0] is not None]
-    his = [p[1] for p in parts if p[1] is not None]
-    return (
-        min(los) if los else None,
-        max(his) if his else None,
-        sum(p[2] for p in parts),
-    )
 
 
 @dataclass
