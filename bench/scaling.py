@@ -1,7 +1,7 @@
 """How cost grows with patterns, layers and layer size: ``python -m bench.scaling``.
 
 Prints seconds (median of ``--repeats``) for captures and renders that vary one thing at a
-time; these are the measured sentences of the README's "How cost grows".
+time; these are the measured sentences of docs/performance.md's "How cost grows".
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""``passage`` command line: capture, render, verify, info.
+"""``passage`` command line: capture, render, verify, info (every flag: docs/cli.md).
 
 Exit status 0 on success; a user error prints one line on stderr (no traceback) and exits 2;
-a render that had to skip damaged data exits 1. Flags override the config file.
+a render that had to skip damaged data exits 1. Flags override the config file. ``-q`` and
+``-v`` are accepted before and after the subcommand.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ class _Parser(argparse.ArgumentParser):
         raise cfgmod.ConfigError(f"{self.prog}: {message} (see --help)")
 
 
-def _add_capture(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("capture", help="pass patterns through a model and store layer outputs")
+def _add_capture(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "capture", help="pass patterns through a model and store layer outputs", parents=[after]
+    )
     p.add_argument("--config", help="TOML config file (flags override it)")
     p.add_argument("--model", help="model spec: file.keras, module:function or builtin:NAME")
     p.add_argument(
@@ -70,8 +73,8 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fsync", action="store_true", help="fsync every file (survives power loss)")
 
 
-def _add_render(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("render", help="draw a captured run's pictures")
+def _add_render(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("render", help="draw a captured run's pictures", parents=[after])
     p.add_argument("run", nargs="?", help="run folder (default: [capture] out of --config)")
     p.add_argument("--config", help="TOML config file (its [render] and [capture] out)")
     p.add_argument("--out", help="output folder (default RUN/render)")
@@ -84,46 +87,57 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="stop at the first damaged file")
 
 
+def _add_log_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="no progress bars, warnings only",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="debug logging"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="passage", description="See how patterns pass through a Keras model, layer by layer."
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bars, warnings only"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add_log_flags(parser, False)
+    # The same flags after the subcommand. SUPPRESS: a subcommand's parser sets them only when
+    # they are given, so its default never overwrites a -q/-v given before the subcommand.
+    after = argparse.ArgumentParser(add_help=False)
+    _add_log_flags(after, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_capture(sub)
-    _add_render(sub)
+    _add_capture(sub, after)
+    _add_render(sub, after)
     for name, text in (
         ("verify", "check every data file against the manifest"),
         ("info", "summarize a run"),
     ):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, parents=[after])
         p.add_argument("run", help="run folder")
     return parser
 
 
-def _size_pair(text: str | None, flag: str) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    from .rendering.layout import parse_grid
+def command_arguments() -> dict[str, list[argparse.Action]]:
+    """Each command line ('passage', 'passage capture', ...) -> its arguments, help and the
+    subcommand choice left out (tests/test_cli_docs.py checks them against docs/cli.md)."""
+    parser = build_parser()
+    parsers = {"passage": parser}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parsers.update({f"passage {name}": p for name, p in action.choices.items()})
+    skip = (argparse._HelpAction, argparse._SubParsersAction)
+    return {name: [a for a in p._actions if not isinstance(a, skip)] for name, p in parsers.items()}
 
-    try:
-        return parse_grid(text)
-    except PassageError:
-        raise cfgmod.ConfigError(f"{flag}: expected AxB such as 15x15, received {text!r}") from None
 
-
-def _sizes(text: str | None, flag: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.lower().split("x")]
-    except ValueError:
-        raise cfgmod.ConfigError(
-            f"{flag}: expected N or AxB such as 8x8, received {text!r}"
-        ) from None
+def _sizes(
+    text: str | None, flag: str, count: int | None = None, minimum: int = 0, example: str = "15x15"
+) -> tuple[int, ...] | None:
+    """An "AxB" flag through the config's one parser; None when the flag is not given."""
+    return None if text is None else cfgmod.parse_sizes(text, flag, count, minimum, example)
 
 
 def load_config(path: str | None) -> Config:
@@ -149,14 +163,12 @@ def capture_config(args: argparse.Namespace) -> Config:
         direct_io=False if args.buffered_io else None,
         fsync=True if args.fsync else None,
     )
-    min_size = _size_pair(args.min_size, "--min-size")
-    min_axis = _sizes(args.min_axis, "--min-axis")
     return cfgmod.override(
         cfg,
         "select",
         rule=args.select,
-        min_size=list(min_size) if min_size else None,
-        min_axis=min_axis,
+        min_size=_sizes(args.min_size, "--min-size", count=2),
+        min_axis=_sizes(args.min_axis, "--min-axis", example="8x8"),
         include=args.include,
         exclude=args.exclude,
         classes=args.classes,
@@ -181,12 +193,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .rendering import render
 
     cfg = load_config(args.config)
-    grid = _size_pair(args.grid, "--grid")
     cfg = cfgmod.override(
         cfg,
         "render",
         out=args.out,
-        grid=list(grid) if grid else None,
+        grid=_sizes(args.grid, "--grid", count=2, minimum=1, example="3x3"),
         cmap=args.cmap,
         patterns=args.render_patterns,
         workers=args.workers,

@@ -246,6 +246,24 @@ def load(path: str | Path) -> Config:
     return from_dict(data)
 
 
+def parse_sizes(
+    text: str, where: str, count: int | None = None, minimum: int = 0, example: str = "15x15"
+) -> tuple[int, ...]:
+    """The one parser of "AxB" sizes (``--grid``, ``--min-size``, ``--min-axis``): '15x15' ->
+    (15, 15), '8' -> (8,). ``count``: how many sizes must be given (None: any number);
+    ``minimum``: the smallest size allowed; ``where`` names the flag or key in the error."""
+    wanted = f"AxB such as {example}" if count == 2 else f"N or AxB such as 8 or {example}"
+    try:
+        values = tuple(int(part) for part in text.strip().lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"{where}: expected {wanted}, received {text!r}") from None
+    if count is not None and len(values) != count:
+        raise ConfigError(f"{where}: expected {count} sizes, {wanted}, received {text!r}")
+    if any(v < minimum for v in values):
+        raise ConfigError(f"{where}: expected sizes >= {minimum}, received {text!r}")
+    return values
+
+
 def override(cfg: Config, section: str, **values: Any) -> Config:
     """Return ``cfg`` with the non-None ``values`` replaced in ``section`` (flags over file)."""
     values = {k: v for k, v in values.items() if v is not None}

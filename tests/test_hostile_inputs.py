@@ -1,5 +1,5 @@
 """Hostile and broken inputs: each gives one clear line and exit status 2, or a documented
-behaviour (see the README's "Reliability")."""
+behaviour (see docs/reliability.md)."""
 
 from __future__ import annotations
 

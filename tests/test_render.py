@@ -150,7 +150,6 @@ def test_pure_layout_rules():
     assert layout.pages(0, 3, 3) == []
     assert layout.parse_indices("0,3,5-7", 10) == [0, 3, 5, 6, 7]
     assert layout.parse_indices("", 3) == [0, 1, 2]
-    assert layout.parse_grid("2x3") == (2, 3)
     assert layout.split_work(list(range(10)), 3, max_size=64) == [
         [0, 1, 2, 3], [4, 5, 6, 7], [8, 9]
     ]  # fmt: skip

@@ -136,18 +136,6 @@ def cell_title(name: str, shape: Sequence[int | None], max_channels: int | None 
     return f"{title}\n{note}" if note else title
 
 
-def parse_grid(text: str) -> tuple[int, int]:
-    """'3x3' -> (3, 3)."""
-    try:
-        r, c = text.lower().split("x")
-        rows, cols = int(r), int(c)
-    except ValueError:
-        raise ConfigError(f"--grid: expected ROWSxCOLS such as 3x3, received {text!r}") from None
-    if rows < 1 or cols < 1:
-        raise ConfigError(f"--grid: expected rows and columns >= 1, received {text!r}")
-    return rows, cols
-
-
 def parse_indices(text: str, n: int) -> list[int]:
     """'0,3,5-9' -> sorted unique indices < n; '' -> all of range(n)."""
     if not text.strip():

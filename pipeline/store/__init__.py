@@ -1,4 +1,4 @@
-"""The store: the on-disk contract between capture and render (see ARCHITECTURE.md)."""
+"""The store: the on-disk contract between capture and render (format: docs/store-format.md)."""
 
 from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
 from .queued import QueuedWriter
