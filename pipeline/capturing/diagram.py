@@ -56,3 +56,12 @@ def draw_architecture(model: Any, run_dir: Path) -> Path:
     txt.write_text(summary_text(model), encoding="utf-8")
     log.info("architecture written as text to %s; %s", txt, INSTALL_HINT)
     return txt
+
+
+def ensure_architecture(model: Any, run_dir: Path) -> Path:
+    """The run's architecture drawing: the one it holds already (a resumed capture), else the
+    one ``draw_architecture`` writes now."""
+    for name in ("model.png", "model.txt"):
+        if (run_dir / name).exists():
+            return run_dir / name
+    return draw_architecture(model, run_dir)
