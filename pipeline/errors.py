@@ -72,3 +72,8 @@ class RenderError(PassageError, RuntimeError):
 
 class PassageWarning(UserWarning):
     """Warnings of our own (the test suite turns them into errors)."""
+
+
+# How to get model.png instead of model.txt: said by capture (which draws the architecture) and
+# by render (which places it); here because neither stage may import the other.
+GRAPHVIZ_HINT = "install Graphviz (apt-get install graphviz) and pydot"
