@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.capturing.stream import capture, capture_model, layer_records
+from pipeline.capturing.identity import layer_records
+from pipeline.capturing.stream import capture, capture_model
 from pipeline.config import CaptureConfig, Config, SelectConfig
 from pipeline.store import QueuedWriter, RunWriter
 

@@ -32,7 +32,7 @@ def describe(tmp: Path) -> dict[str, Any]:
     import matplotlib
     import PIL
 
-    from pipeline.capturing.stream import versions
+    from pipeline.capturing.identity import versions
 
     return {
         "cpu": cpu_model(),

@@ -11,11 +11,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..errors import GRAPHVIZ_HINT
 from .framework import keras_and_tf
 
 log = logging.getLogger(__name__)
-
-INSTALL_HINT = "install Graphviz (apt-get install graphviz) and pydot to get model.png"
 
 
 def graphviz_available() -> bool:
@@ -54,5 +53,14 @@ def draw_architecture(model: Any, run_dir: Path) -> Path:
             tmp.unlink(missing_ok=True)
             log.warning("plot_model failed (%s); writing the model summary instead", exc)
     txt.write_text(summary_text(model), encoding="utf-8")
-    log.info("architecture written as text to %s; %s", txt, INSTALL_HINT)
+    log.info("architecture written as text to %s; %s to get model.png", txt, GRAPHVIZ_HINT)
     return txt
+
+
+def ensure_architecture(model: Any, run_dir: Path) -> Path:
+    """The run's architecture drawing: the one it holds already (a resumed capture), else the
+    one ``draw_architecture`` writes now."""
+    for name in ("model.png", "model.txt"):
+        if (run_dir / name).exists():
+            return run_dir / name
+    return draw_architecture(model, run_dir)

@@ -178,15 +178,14 @@ class Probe:
     def __init__(self, model: Any, layers: Sequence[LayerInfo]) -> None:
         keras, tf = keras_and_tf()
         entries = {e.info.name: e for e in _entries(model)}
-        self.layers = list(layers)
-        missing = [info.name for info in self.layers if info.name not in entries]
+        missing = [info.name for info in layers if info.name not in entries]
         if missing:
             raise SpecError(
                 f"model {model.name!r} has no capturable layer named {missing}; expected names "
                 f"from: {', '.join(entries)}"
             )
-        self.inputs = model_inputs(model)
-        if any(entries[info.name].nested for info in self.layers):
+        inputs = model_inputs(model)
+        if any(entries[info.name].nested for info in layers):
             if not is_graph_model(model):
                 raise SpecError(
                     f"model {model.name!r} is a subclassed model; layers inside its sub-models "
@@ -194,14 +193,13 @@ class Probe:
                     "or Sequential model"
                 )
             graph_inputs, tensors = rebuild_graph(model)
-            outputs = [tensors[info.name] for info in self.layers]
+            outputs = [tensors[info.name] for info in layers]
         else:
-            graph_inputs = self.inputs
-            outputs = [entries[info.name].tensor for info in self.layers]
-        self.model = keras.Model(inputs=graph_inputs, outputs=outputs, name=f"{model.name}_probe")
-        self.dtypes = [np.dtype(t.dtype) for t in self.inputs]
-        signature = [tf.TensorSpec(shape=(None, *t.shape[1:]), dtype=t.dtype) for t in self.inputs]
-        probe_model = self.model
+            graph_inputs = inputs
+            outputs = [entries[info.name].tensor for info in layers]
+        probe_model = keras.Model(inputs=graph_inputs, outputs=outputs, name=f"{model.name}_probe")
+        self.dtypes = [np.dtype(t.dtype) for t in inputs]
+        signature = [tf.TensorSpec(shape=(None, *t.shape[1:]), dtype=t.dtype) for t in inputs]
 
         @tf.function(input_signature=signature, reduce_retracing=True)
         def forward(*xs: Any) -> Any:

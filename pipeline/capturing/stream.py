@@ -5,11 +5,9 @@ of patterns; a rerun resumes from what the manifest holds."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,44 +15,17 @@ import numpy as np
 import orjson
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..config import CaptureConfig, Config
-from ..errors import PatternError
 from ..store import RUN_JSON, QueuedWriter, Run, RunWriter, open_run
-from ..store.crc import crc32
-from ..store.naming import layer_dir
-from .diagram import draw_architecture
-from .framework import keras_and_tf
+from .diagram import ensure_architecture
+from .identity import arrays_digest, describe_run, fingerprint, weights_digest
 from .models import load_model
-from .patterns import PatternSource, check_shapes, limited, load_patterns
+from .patterns import PatternSource, array_source, limited, load_patterns
+from .pending import pending_batches
 from .probe import Probe, input_names, input_shapes, layer_infos
 from .selection import LayerInfo, select_layers
 
 log = logging.getLogger(__name__)
-
-
-def arrays_digest(arrays: Iterable[Any]) -> str:
-    """CRC-32 over the bytes of several arrays, as 8 hex digits."""
-    crc = 0
-    for a in arrays:
-        crc = crc32(np.ascontiguousarray(np.asarray(a)), crc)
-    return f"{crc & 0xFFFFFFFF:08x}"
-
-
-def weights_digest(model: Any) -> str:
-    """CRC-32 over every weight: tells two models with the same structure apart."""
-    return arrays_digest(model.weights)
-
-
-def versions() -> dict[str, str]:
-    keras, tf = keras_and_tf()
-    return {
-        "passage": __version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 DEFAULT_BATCH = 256  # when an output's size per pattern is not known (None axes)
@@ -94,48 +65,6 @@ def resolve_batch_size(c: CaptureConfig, selected: Sequence[LayerInfo], count: i
     return size
 
 
-def layer_records(selected: Sequence[LayerInfo]) -> list[dict[str, Any]]:
-    return [
-        {
-            "index": info.index,
-            "name": info.name,
-            "class": info.class_name,
-            "shape": list(info.shape),
-            "dir": layer_dir(info.index, info.name),
-        }
-        for info in selected
-    ]
-
-
-def fingerprint(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-
-
-def array_source(patterns: Any, shapes: Sequence[tuple[int | None, ...]]) -> PatternSource:
-    """Patterns given in memory (one array, or one per input)."""
-    arrays = [
-        np.asarray(a) for a in (patterns if isinstance(patterns, (list, tuple)) else [patterns])
-    ]
-    if len(arrays) == 1 and arrays[0].ndim == len(shapes[0]):
-        arrays = [arrays[0][None]]  # a single pattern without its batch axis
-    source = PatternSource(
-        "<array>",
-        int(arrays[0].shape[0]),
-        [tuple(a.shape[1:]) for a in arrays],
-        arrays=arrays,
-        origin="array",
-        kind="array",
-    )
-    if len(arrays) != len(shapes):
-        raise PatternError(
-            f"{len(arrays)} pattern array(s) given; the model has {len(shapes)} inputs"
-        )
-    check_shapes("<array>", source.shapes, shapes)
-    if source.count == 0:
-        raise PatternError("zero patterns given; expected at least one")
-    return source
-
-
 def capture(config: Config, quiet: bool = False) -> Run:
     """Capture as ``config`` says (model and patterns from their specs)."""
     model = load_model(config.capture.model, unsafe=config.capture.unsafe)
@@ -154,46 +83,42 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
     )
     selected = select_layers(layer_infos(model), config.select)
     batch_size = resolve_batch_size(c, selected, source.count)
-    records = layer_records(selected)
     model_spec = c.model if patterns is None else f"<in-memory {model.name}>"
     digest = weights_digest(model)
-    info: dict[str, Any] = {
-        "mode": "batch",
-        "model": model_spec,
-        "model_name": model.name,
-        "inputs": [list(s) for s in shapes],
-        "input_names": names,
-        "layers": records,
-        "patterns": source.spec,
-        "pattern_origin": source.origin,
-        "num_patterns": source.count,
-        "sources": source.record(),
-        "batch_size": batch_size,
-        "weights_crc32": digest,
-        "config": config.to_dict(),
-        "versions": versions(),
-    }
-    parts: dict[str, Any] = {
+    identity: dict[str, Any] = {
         "model": model_spec,
         "weights": digest,
-        "layers": records,
         "patterns": source.spec,
-        "count": source.count,
         "batch": batch_size,
-        "format": c.format,
-        "dtype": c.dtype,
         "data": arrays_digest(source.arrays) if patterns is not None else None,
     }
     if source.names is not None:  # image files: a renamed or added file is another run
-        parts["sources"] = source.names
+        identity["sources"] = source.names
+    run = describe_run(
+        model,
+        source,
+        selected,
+        mode="batch",
+        model_spec=model_spec,
+        patterns=source.spec,
+        batch_size=batch_size,
+        fmt=c.format,
+        dtype=c.dtype,
+        details={
+            "input_names": names,
+            "sources": source.record(),
+            "weights_crc32": digest,
+            "config": config.to_dict(),
+        },
+        identity=identity,
+    )
     out = Path(c.out)
     if not c.batch_size and not c.overwrite:  # chosen by budget: a run begun with another
-        batch_size = resumed_batch_size(out, parts, batch_size)  # size resumes with its own
-        info["batch_size"] = parts["batch"] = batch_size
-    info["fingerprint"] = fingerprint(parts)
+        batch_size = resumed_batch_size(out, run.parts, batch_size)  # size resumes with its own
+        run.info["batch_size"] = run.parts["batch"] = batch_size
     writer = RunWriter(
         out,
-        info,
+        run.run_json(),
         fmt=c.format,
         dtype=c.dtype,
         overwrite=c.overwrite,
@@ -201,8 +126,8 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         direct_io=c.direct_io,
     )
     with writer:
-        if c.architecture and not ((out / "model.png").exists() or (out / "model.txt").exists()):
-            draw_architecture(model, out)
+        if c.architecture:
+            ensure_architecture(model, out)
         _stream(model, selected, source, writer, batch_size, c.queue_size, quiet)
     log.info("captured %d pattern(s) x %d layer(s) into %s", source.count, len(selected), out)
     return open_run(out)
@@ -234,40 +159,35 @@ def _stream(
     queue_size: int,
     quiet: bool,
 ) -> None:
-    names = [info.name for info in selected]
-    todo_batches = []
-    done_patterns = 0
-    for first in range(0, source.count, batch_size):
-        size = min(batch_size, source.count - first)
-        missing = [n for n in names if not writer.has(n, None, first)]
-        if missing:
-            todo_batches.append((first, size, missing))
-        else:
-            done_patterns += size
-    if not todo_batches:
+    todo = pending_batches(writer, [info.name for info in selected], None, source.count, batch_size)
+    if not todo:
         log.info("%s is complete already; nothing to capture", writer.root)
         return
     probe = Probe(model, selected)
     queued = QueuedWriter(writer, maxsize=queue_size)
     bar = tqdm(
         total=source.count,
-        initial=done_patterns,
+        initial=source.count - sum(batch.size for batch in todo),
         unit="pattern",
         desc="capture",
         disable=quiet,
         dynamic_ncols=True,
     )
     try:
-        patterns = source.batch(*todo_batches[0][:2])
-        for i, (first, size, missing) in enumerate(todo_batches):
+        patterns = source.batch(todo[0].first, todo[0].size)
+        for i, batch in enumerate(todo):
             outputs = probe(patterns)
-            items = [(n, None, first, out) for n, out in zip(names, outputs, strict=True)]
-            queued.submit([item for item in items if item[0] in missing], wait=False)
+            items = [
+                (info.name, None, batch.first, out)
+                for info, out in zip(selected, outputs, strict=True)
+                if info.name in batch.missing
+            ]
+            queued.submit(items, wait=False)
             del outputs, items  # the model's memory is free again once its batch is prepared
-            if i + 1 < len(todo_batches):  # load the next patterns while this batch is prepared
-                patterns = source.batch(*todo_batches[i + 1][:2])
+            if i + 1 < len(todo):  # load the next patterns while this batch is prepared
+                patterns = source.batch(todo[i + 1].first, todo[i + 1].size)
             queued.join()
-            bar.update(size)
+            bar.update(batch.size)
     finally:
         bar.close()
         queued.close()

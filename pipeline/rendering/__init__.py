@@ -30,7 +30,6 @@ class RenderReport:
     out: Path
     pages: int = 0
     problems: list[str] = field(default_factory=list)  # one line per skipped cell or item
-    files: list[Path] = field(default_factory=list)
     damaged: dict[str, str] = field(default_factory=dict)  # data file -> what is wrong
 
 
@@ -120,8 +119,6 @@ def render(
         extra = render_training(run, out_dir, indices, opts, quiet=quiet, workers=workers)
         report.pages += extra.pages
         report.problems.extend(extra.problems)
-    arch = place_architecture(run, out_dir)
-    if arch is not None:
-        report.files.append(arch)
+    place_architecture(run, out_dir)
     log.info("rendered %d page(s) into %s", report.pages, out_dir)
     return report

@@ -6,11 +6,10 @@ import logging
 import shutil
 from pathlib import Path
 
+from ..errors import GRAPHVIZ_HINT
 from ..store import Run
 
 log = logging.getLogger(__name__)
-
-INSTALL_HINT = "install Graphviz (apt-get install graphviz) and pydot, then capture again"
 
 
 def place_architecture(run: Run, out: Path) -> Path | None:
@@ -23,7 +22,9 @@ def place_architecture(run: Run, out: Path) -> Path | None:
     if txt.is_file():
         shutil.copyfile(txt, out / "model.txt")
         log.info(
-            "architecture diagram unavailable, wrote model.txt; for model.png %s", INSTALL_HINT
+            "architecture diagram unavailable, wrote model.txt; for model.png %s, then capture "
+            "again",
+            GRAPHVIZ_HINT,
         )
         return out / "model.txt"
     log.info("the run holds no architecture drawing (captured with architecture = false)")

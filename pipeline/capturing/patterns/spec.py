@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...errors import PatternError, SpecError
-from .arrays import load_npy, load_npz
+from .arrays import load_npy, load_npz, pattern_keys
 from .generators import from_generator
 from .images import image_folder
 from .source import PatternSource, check_arrays, check_shapes, combine, limited
@@ -90,7 +90,7 @@ def _source(
             )
         arrays = [load_npy(path, spec)]
     elif path.suffix == ".npz":
-        arrays = load_npz(path, key or None, spec, names, key_map)
+        arrays = load_npz(path, pattern_keys(key or None, spec, names, key_map))
     else:
         raise SpecError(
             f"pattern spec {spec!r}: expected file.npy, file.npz[:key], an image folder, "

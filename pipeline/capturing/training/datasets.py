@@ -12,14 +12,14 @@ layers row by row, so a class must show in what each row holds, which an anchore
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import PatternError, SpecError
-from ..patterns.arrays import read_npz
+from ..patterns.arrays import load_npz
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,10 @@ def _parse_builtin(spec: str) -> tuple[str, int, int]:
     return name, per_class, seed
 
 
-def _load_npz(path: Path, x_key: str, y_key: str, spec: str) -> tuple[np.ndarray, np.ndarray]:
-    if not path.is_file():
-        raise PatternError(f"dataset file not found: {path}")
+def _dataset_keys(x_key: str, y_key: str, spec: str) -> Callable[[list[str]], list[str]]:
+    """For ``load_npz``: ``[train] x_key`` and ``y_key``, each of them in the archive."""
 
-    def pick(keys: list[str]) -> list[str]:
+    def choose(keys: list[str]) -> list[str]:
         for key, what in ((x_key, "x_key"), (y_key, "y_key")):
             if key not in keys:
                 raise SpecError(
@@ -107,8 +106,7 @@ def _load_npz(path: Path, x_key: str, y_key: str, spec: str) -> tuple[np.ndarray
                 )
         return [x_key, y_key]
 
-    x, y = read_npz(path, pick, "dataset file")
-    return x, y
+    return choose
 
 
 def load_dataset(
@@ -125,7 +123,7 @@ def load_dataset(
         x, y = stripes(per_class, seed)
         names: tuple[str, ...] = STRIPE_CLASSES
     elif spec.endswith(".npz"):
-        x, y = _load_npz(Path(spec), x_key, y_key, spec)
+        x, y = load_npz(Path(spec), _dataset_keys(x_key, y_key, spec), "dataset file")
         names = ()
     else:
         raise SpecError(

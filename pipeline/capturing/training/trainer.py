@@ -22,7 +22,7 @@ from ...config import Config, TrainConfig
 from ...errors import ConfigError, PassageError, SpecError, StoreError
 from ...store import MANIFEST, RUN_JSON, Run, open_run
 from ...store.manifest import complete_records, read_manifest
-from ..diagram import draw_architecture
+from ..diagram import ensure_architecture
 from ..framework import keras_and_tf
 from ..models import load_model
 from ..patterns import load_patterns
@@ -228,8 +228,8 @@ def train_and_capture(cfg: Config, quiet: bool = False) -> Run:
     finally:
         callback.close()
         bar.bar.close()
-    if c.architecture and not ((out / "model.png").exists() or (out / "model.txt").exists()):
-        draw_architecture(model, out)
+    if c.architecture:
+        ensure_architecture(model, out)
     final = {k: v[-1] for k, v in history.history.items() if v}
     log.info(
         "trained %d epoch(s) on %s: %s; %d record(s) of %d pattern(s) x %d layer(s) in %s",

@@ -1,0 +1,121 @@
+"""What a run is: its run.json (``describe_run``, one builder for batch capture and the training
+callback) and its fingerprint, the hash of what must match for a later capture to resume it.
+
+Each mode names its own identifying parts (batch capture: the model spec and weights, the
+pattern spec, the batch size; training: the model structure, the watched patterns' bytes and
+the record schedule, never the weights); every run is identified by its layers, its pattern
+count and its storage options as well. A fingerprint never changes for the same parts, so runs
+written earlier keep resuming.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .. import __version__
+from ..store.crc import crc32
+from ..store.naming import layer_dir
+from .framework import keras_and_tf
+from .patterns import PatternSource
+from .probe import input_shapes
+from .selection import LayerInfo
+
+
+def arrays_digest(arrays: Iterable[Any]) -> str:
+    """CRC-32 over the bytes of several arrays, as 8 hex digits."""
+    crc = 0
+    for a in arrays:
+        crc = crc32(np.ascontiguousarray(np.asarray(a)), crc)
+    return f"{crc & 0xFFFFFFFF:08x}"
+
+
+def weights_digest(model: Any) -> str:
+    """CRC-32 over every weight: tells two models with the same structure apart."""
+    return arrays_digest(model.weights)
+
+
+def versions() -> dict[str, str]:
+    """The versions run.json records (Passage, TensorFlow, Keras, NumPy, Python)."""
+    keras, tf = keras_and_tf()
+    return {
+        "passage": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def layer_records(selected: Sequence[LayerInfo]) -> list[dict[str, Any]]:
+    """run.json's ``layers``: index, name, class, per-pattern shape and data folder of each."""
+    return [
+        {
+            "index": info.index,
+            "name": info.name,
+            "class": info.class_name,
+            "shape": list(info.shape),
+            "dir": layer_dir(info.index, info.name),
+        }
+        for info in selected
+    ]
+
+
+def fingerprint(parts: dict[str, Any]) -> str:
+    """16 hex digits of SHA-256 over ``parts`` as sorted-key JSON."""
+    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+@dataclass
+class RunDescription:
+    """A run's run.json without its fingerprint (``info``) and what the fingerprint hashes
+    (``parts``). A capture that settles its batch size afterwards (a resume in the layout it
+    was begun with) sets both, then takes ``run_json()``."""
+
+    info: dict[str, Any]
+    parts: dict[str, Any]
+
+    def run_json(self) -> dict[str, Any]:
+        return {**self.info, "fingerprint": fingerprint(self.parts)}
+
+
+def describe_run(
+    model: Any,
+    source: PatternSource,
+    selected: Sequence[LayerInfo],
+    *,
+    mode: str,
+    model_spec: str,
+    patterns: str,
+    batch_size: int,
+    fmt: str,
+    dtype: str,
+    details: dict[str, Any],
+    identity: dict[str, Any],
+) -> RunDescription:
+    """run.json of a capture of ``model`` over ``source`` into the layers ``selected``: what
+    every run holds, then the mode's own ``details`` (which win over the common entries); the
+    fingerprint hashes the layers, the pattern count and ``fmt``/``dtype``, then the mode's
+    own ``identity`` parts (which win likewise)."""
+    records = layer_records(selected)
+    info: dict[str, Any] = {
+        "mode": mode,
+        "model": model_spec,
+        "model_name": model.name,
+        "inputs": [list(s) for s in input_shapes(model)],
+        "layers": records,
+        "patterns": patterns,
+        "pattern_origin": source.origin,
+        "num_patterns": source.count,
+        "batch_size": batch_size,
+        "versions": versions(),
+        **details,
+    }
+    parts = {"layers": records, "count": source.count, "format": fmt, "dtype": dtype, **identity}
+    return RunDescription(info, parts)
