@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_diagram import assert_model_png
 
 from pipeline import open_run
 from pipeline.cli import main
@@ -26,7 +27,7 @@ def one_error_line(capsys) -> str:
     return err[0]
 
 
-def test_seed_config_end_to_end(tmp_path, capsys):
+def test_seed_config_end_to_end(tmp_path, capsys, seed_model):
     out = tmp_path / "seed"
     assert (
         main(["-q", "capture", "--config", str(ROOT / "configs/seed.toml"), "--out", str(out)]) == 0
@@ -34,7 +35,7 @@ def test_seed_config_end_to_end(tmp_path, capsys):
     assert main(["-q", "render", str(out), "--grid", "2x2"]) == 0
     pages = sorted(p.name for p in (out / "render" / "pattern-0").iterdir())
     assert pages == ["0.png"]  # three qualifying layers fit one 2x2 page
-    assert (out / "render" / "model.png").exists() or (out / "render" / "model.txt").exists()
+    assert_model_png(out / "render", seed_model, tmp_path)  # configs/seed.toml: builtin:seed
     run = open_run(out)
     assert [run.layer(n).shape for n in run.layers] == [(50, 75), (50, 50), (50, 25)]
 
