@@ -3,6 +3,8 @@ figure names in the JSON; never a time."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
@@ -28,13 +30,19 @@ EXPECTED = [
 @pytest.mark.slow
 def test_bench_quick_path_writes_every_figure(tmp_path):
     results = tmp_path / "results.json"
-    figures, _ = run_all(TINY, results, tmp_root=tmp_path)
+    # TINY leaves the training figure out of `make bench-tiny`; here it is measured too.
+    figures, _ = run_all(replace(TINY, training=True), results, tmp_root=tmp_path)
     doc = orjson.loads(results.read_bytes())
     assert [f["name"] for f in doc["figures"]] == EXPECTED
     assert [f.name for f in figures] == EXPECTED
     assert {"cpu", "cores", "versions", "crc32"} <= set(doc["machine"])
-    for f in doc["figures"][:-1]:
-        assert f["ratio"] is not None and f["ratio"] > 0
+    for f in doc["figures"]:
+        assert f["ratio"] is not None and f["ratio"] > 0, f
+        assert f["status"] != "not available", f
+    training = doc["figures"][-1]  # fit with the callback / without, on configs/training.toml
+    assert training["baseline"] > 0 and training["ours"] > 0
+    assert training["ratio"] == pytest.approx(training["ours"] / training["baseline"])
+    assert "configs/training.toml" in training["note"] and "CPU time ratio" in training["note"]
     assert not any(p.name.startswith("passage-bench-") for p in tmp_path.iterdir())
 
 

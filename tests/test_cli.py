@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_diagram import assert_model_png
 
 from pipeline import open_run
 from pipeline.cli import main
@@ -26,7 +27,7 @@ def one_error_line(capsys) -> str:
     return err[0]
 
 
-def test_seed_config_end_to_end(tmp_path, capsys):
+def test_seed_config_end_to_end(tmp_path, capsys, seed_model):
     out = tmp_path / "seed"
     assert (
         main(["-q", "capture", "--config", str(ROOT / "configs/seed.toml"), "--out", str(out)]) == 0
@@ -34,7 +35,7 @@ def test_seed_config_end_to_end(tmp_path, capsys):
     assert main(["-q", "render", str(out), "--grid", "2x2"]) == 0
     pages = sorted(p.name for p in (out / "render" / "pattern-0").iterdir())
     assert pages == ["0.png"]  # three qualifying layers fit one 2x2 page
-    assert (out / "render" / "model.png").exists() or (out / "render" / "model.txt").exists()
+    assert_model_png(out / "render", seed_model, tmp_path)  # configs/seed.toml: builtin:seed
     run = open_run(out)
     assert [run.layer(n).shape for n in run.layers] == [(50, 75), (50, 50), (50, 25)]
 
@@ -206,19 +207,26 @@ def test_direct_and_buffered_io_write_the_same_run(tmp_path):
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
-def test_limit_captures_the_first_patterns_of_an_endless_dataset(tmp_path, capsys):
+def test_limit_captures_the_first_patterns_of_an_endless_dataset(
+    tmp_path, capsys, seed_model, keras_layer_output
+):
     gen = tmp_path / "endless.py"
     gen.write_text(
         "import numpy as np\n"
         "def batches():\n"
         "    i = 0\n"
         "    while True:\n"
-        "        yield np.full((4, 50, 50), i / 10, np.float32)\n"
-        "        i += 1\n"
+        "        ramp = np.arange(i, i + 4, dtype=np.float32) / 40  # pattern p: all p / 40\n"
+        "        yield np.broadcast_to(ramp[:, None, None], (4, 50, 50)).copy()\n"
+        "        i += 4\n"
     )
     assert capture(tmp_path, "--patterns", f"{gen}:batches", "--limit", "10") == 0
     run = open_run(tmp_path / "run")
     assert run.num_patterns == 10
-    assert float(run.get("dense", 9).mean()) != float(run.get("dense", 0).mean())
+    # The first 10 patterns in order: batches 0 and 1 whole, the first half of batch 2.
+    x = np.stack([np.full((50, 50), p / 40, np.float32) for p in range(10)])
+    want = keras_layer_output(seed_model, "dense", x)
+    got = np.stack([run.get("dense", p) for p in range(10)])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert capture(tmp_path, "--limit", "-1", out="bad") == 2
     assert "limit: expected >= 0" in one_error_line(capsys)

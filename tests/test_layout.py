@@ -130,6 +130,8 @@ def test_cli_min_axis_flag():
 
 
 def test_painter_draws_one_label_per_tile(tmp_path):
+    from PIL import Image
+
     from pipeline.rendering.grids import Cell, GridOptions, PagePainter
 
     arr = np.random.default_rng(0).random((4, 4, 5)).astype(np.float32)
@@ -139,10 +141,18 @@ def test_painter_draws_one_label_per_tile(tmp_path):
     painter = PagePainter(GridOptions(rows=1, cols=2))
     try:
         painter.draw([cell, Cell("v (3,)", image=layout.to_image(np.ones(3)))], tmp_path / "a.png")
+        assert painter.axes[1].get_visible() and len(painter.axes[1].texts) == 0  # no labels
         painter.draw([cell, None], tmp_path / "b.png")  # reused: labels kept, not duplicated
         texts = [t.get_text() for t in painter.axes[0].texts]
         assert texts == ["0", "1", "2", "3", "4"]
-        assert painter.axes[1].texts == [] or not painter.axes[1].get_visible()
-        assert (tmp_path / "b.png").stat().st_size > 0
+        assert not painter.axes[1].get_visible()  # the empty slot is hidden, not left drawn
     finally:
         painter.fig.clear()
+    a = np.asarray(Image.open(tmp_path / "a.png").convert("RGB")).astype(int)
+    b = np.asarray(Image.open(tmp_path / "b.png").convert("RGB")).astype(int)
+    half = a.shape[1] // 2
+    # The labelled cell looks the same on both pages (labels drawn once, not stacked up) ...
+    assert np.array_equal(a[:, :half], b[:, :half])
+    # ... and the right slot shows the vector on the first page, nothing on the second.
+    assert (a[:, half:] != 255).any()
+    assert (b[:, half:] == 255).all()

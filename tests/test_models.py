@@ -224,8 +224,11 @@ def test_subclassed_model_nested_layer_is_a_clear_error():
 
     model = Sub()
     model(np.zeros((1, 3), np.float32))
-    with pytest.raises(SpecError, match="no defined inputs|subclassed"):
-        layer_infos(model) and Probe(model, layer_infos(model))
+    infos = layer_infos(model)
+    assert [i.name for i in infos] == ["inner/d"]
+    # Called on data, so not 'no defined inputs': the layer is out of reach, and why.
+    with pytest.raises(SpecError, match="'sub' is a subclassed model; layers inside its sub-mod"):
+        Probe(model, infos)
 
 
 def test_free_size_backbone_gets_outer_shapes():

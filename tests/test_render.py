@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_diagram import assert_model_png
 from PIL import Image
 
 from pipeline import open_run, plot_pattern_process, render
@@ -103,29 +104,35 @@ def test_render_never_imports_tensorflow(seed_run, tmp_path):
     assert done.stdout.strip() == "3"
 
 
-def test_architecture_png_with_graphviz_text_without(tmp_path, seed_model, monkeypatch):
-    from pipeline.capturing.diagram import graphviz_available
-
+def test_architecture_png_with_graphviz(tmp_path, seed_model):
     cfg = Config(capture=CaptureConfig(out=str(tmp_path / "a"), patterns="random:1"))
     run = capture_model(seed_model, cfg, quiet=True)
-    render(run, tmp_path / "ra", quiet=True)
-    if graphviz_available():
-        assert (tmp_path / "ra" / "model.png").stat().st_size > 1000
-    # Without Graphviz's `dot` on the PATH, the summary is written instead.
+    assert_model_png(run.path, seed_model, tmp_path)
+    report = render(run, tmp_path / "ra", quiet=True)
+    assert report.files == [tmp_path / "ra" / "model.png"]
+    assert (tmp_path / "ra" / "model.png").read_bytes() == (run.path / "model.png").read_bytes()
+
+
+def test_architecture_text_without_graphviz(tmp_path, seed_model, monkeypatch):
+    # Without Graphviz's `dot` on the PATH, the model summary is written instead.
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     cfg = Config(capture=CaptureConfig(out=str(tmp_path / "b"), patterns="random:1"))
     run = capture_model(seed_model, cfg, quiet=True)
     assert not (run.path / "model.png").exists()
-    render(run, tmp_path / "rb", quiet=True)
+    report = render(run, tmp_path / "rb", quiet=True)
+    assert report.files == [tmp_path / "rb" / "model.txt"]
+    assert not (tmp_path / "rb" / "model.png").exists()
     text = (tmp_path / "rb" / "model.txt").read_text()
-    assert "my_dense" in text and "Dense" in text
+    for layer in seed_model.layers:  # the summary lists every layer
+        assert layer.name in text
+    assert "Dense" in text and "Flatten" in text
 
 
 def test_plot_pattern_process_is_the_articles_call(tmp_path, seed_model):
     pattern = np.random.default_rng(0).random((50, 50))
     folder = plot_pattern_process(seed_model, pattern, tmp_path / "art", grid_size=(2, 2))
     assert (folder / "pattern-0" / "0.png").exists()
-    assert (folder / "model.png").exists() or (folder / "model.txt").exists()
+    assert_model_png(folder, seed_model, tmp_path)
     run = open_run(folder / "run")  # it went through the store
     assert run.layers == ["dense", "my_dense", "dense_2"]
     # a second call with another pattern replaces the run (the article overwrote its files)

@@ -15,9 +15,11 @@ from pipeline import open_run
 from pipeline.errors import RenderError
 from pipeline.rendering import render
 from pipeline.rendering import timeline as tl
-from pipeline.rendering.grids import page_title
+from pipeline.rendering.grids import DrawReport, GridOptions, page_title
 from pipeline.rendering.training.animation import Animator
-from pipeline.rendering.training.epochs import complete_keys
+from pipeline.rendering.training.epochs import complete_keys, gather
+from pipeline.rendering.training.evolution import EvolutionPainter, sheet_cells
+from pipeline.rendering.training.stats import stats_series
 from pipeline.store import RunWriter
 from pipeline.store.naming import layer_dir
 
@@ -83,6 +85,85 @@ def test_render_draws_every_training_picture(tmp_path: Path) -> None:
             assert gif.n_frames == 4
     # 5 grid pages + 5 x 2 evolution sheets + 5 animations + stats.png
     assert report.pages == 5 + 10 + 5 + 1
+
+
+# matplotlib's default colour cycle: the first, second and fourth lines of an axes
+C0, C1, C3 = (0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E), (0xD6, 0x27, 0x28)
+
+
+def test_stats_draws_each_layers_statistics_per_record(tmp_path: Path) -> None:
+    data = make_run(tmp_path / "run")
+    run = open_run(tmp_path / "run")
+    keys = complete_keys(run)
+    stats: dict = {}
+    gather(run, keys, [], GridOptions(), DrawReport(), stats)  # render's statistics pass
+    series = stats_series(run.layers, keys, stats)
+    assert list(series) == ["mean", "standard deviation", "fraction of zeros (dead ReLUs)"]
+    expected = {
+        "mean": np.mean,
+        "standard deviation": np.std,
+        "fraction of zeros (dead ReLUs)": lambda a: np.mean(a == 0),
+    }
+    for title, lines in series.items():
+        assert list(lines) == list(LAYERS)  # one line per layer
+        for name, (xs, ys) in lines.items():
+            assert xs == [0, 1, 2, 3]  # one point per record, over all watched patterns
+            want = [expected[title](data[(name, k)].astype(np.float64)) for k in xs]
+            assert ys == pytest.approx(want, rel=1e-6, abs=1e-9), (title, name)
+    render(run, tmp_path / "pics", patterns="0", quiet=True, workers=1)
+    img = np.asarray(Image.open(tmp_path / "pics" / "stats.png").convert("RGB"))
+    assert img.shape == (800, 1200, 3)  # figsize 12x8 at 100 dpi
+    h, w = 400, 600
+
+    def has(quadrant: np.ndarray, color: tuple[int, int, int]) -> bool:
+        return int((quadrant == color).all(-1).sum()) > 50
+
+    for r, c in ((0, 0), (0, 1), (1, 0)):  # mean, std, zeros: a line for each of the 2 layers
+        quadrant = img[r * h : (r + 1) * h, c * w : (c + 1) * w]
+        assert has(quadrant, C0) and has(quadrant, C1), (r, c)
+    curves = img[h:, w:]  # the loss (first line) and accuracy (dashed, C3) from metrics.jsonl
+    assert has(curves, C0) and has(curves, C3) and not has(curves, C1)
+
+
+def test_evolution_sheet_cells_one_per_record_at_one_scale() -> None:
+    images = [np.full((2, 2), k, np.float32) for k in range(3)]
+    images[1] = None
+    cells = sheet_cells(["epoch 0", "epoch 1", "epoch 2"], images, (-1.0, 5.0), [0, 1, 2])
+    assert [c.title for c in cells] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert cells[0].image is images[0] and cells[2].image is images[2]
+    assert [(c.vmin, c.vmax) for c in (cells[0], cells[2])] == [(-1.0, 5.0)] * 2
+    assert cells[1].image is None and cells[1].problem == "data missing or damaged"
+    assert [c.title for c in sheet_cells(["a", "b", "c"], images, (0.0, 1.0), [2])] == ["c"]
+
+
+def test_evolution_sheet_shows_each_record_at_the_layers_fixed_scale(tmp_path: Path) -> None:
+    data = make_run(tmp_path / "run")
+    run = open_run(tmp_path / "run")
+    render(run, tmp_path / "pics", cmap="gray", patterns="2", quiet=True, workers=1)
+    sheet = tmp_path / "pics" / "evolution" / "pattern-2"
+    assert sorted(p.name for p in sheet.iterdir()) == [
+        f"{layer_dir(i + 1, name)}.png" for i, name in enumerate(LAYERS)
+    ]
+    pixels = np.asarray(Image.open(sheet / f"{layer_dir(1, 'a')}.png").convert("L"), float)
+    assert pixels.shape == (500, 440)  # 4 records: a 2x2 sheet of 2.2-inch cells
+    lo, hi = tl.layer_limits(run.entries, run.layers)["a"]
+    images = [data[("a", k)][2] for k in range(4)]
+    # Where each cell lands: a painter laid out as render's (the same sheet, drawn here).
+    painter = EvolutionPainter(4, GridOptions(cmap="gray"))
+    try:
+        painter.draw(tmp_path / "geometry", "a", "t", ["x"] * 4, images, (lo, hi))
+        boxes = [ax.get_window_extent() for ax in painter.painter.axes]
+    finally:
+        painter.close()
+    for k, (box, image) in enumerate(zip(boxes, images, strict=True)):
+        top, bottom = pixels.shape[0] - box.y1, pixels.shape[0] - box.y0
+        h, w = image.shape
+        ys = (top + (np.arange(h) + 0.5) * (bottom - top) / h).astype(int)
+        xs = (box.x0 + (np.arange(w) + 0.5) * (box.x1 - box.x0) / w).astype(int)
+        drawn = pixels[np.ix_(ys, xs)]
+        # the stored values of record k, grey over the layer's range across all records
+        want = np.clip((image - lo) / (hi - lo), 0, 1) * 255
+        assert np.abs(drawn - want).max() < 8, (k, np.abs(drawn - want).max())
 
 
 def test_gif_has_one_frame_per_complete_record(tmp_path: Path) -> None:

@@ -184,14 +184,17 @@ class Probe:
                 f"model {model.name!r} has no capturable layer named {missing}; expected names "
                 f"from: {', '.join(entries)}"
             )
+        nested = any(entries[info.name].nested for info in layers)
+        # Checked first: a subclassed model has no symbolic inputs either (model_inputs would
+        # then say "no defined inputs", wrong for a model already called on data).
+        if nested and not is_graph_model(model):
+            raise SpecError(
+                f"model {model.name!r} is a subclassed model; layers inside its sub-models "
+                "cannot be reached. Select top-level layers, or build it as a functional "
+                "or Sequential model"
+            )
         inputs = model_inputs(model)
-        if any(entries[info.name].nested for info in layers):
-            if not is_graph_model(model):
-                raise SpecError(
-                    f"model {model.name!r} is a subclassed model; layers inside its sub-models "
-                    "cannot be reached. Select top-level layers, or build it as a functional "
-                    "or Sequential model"
-                )
+        if nested:
             graph_inputs, tensors = rebuild_graph(model)
             outputs = [tensors[info.name] for info in layers]
         else:

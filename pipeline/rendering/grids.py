@@ -23,7 +23,6 @@ from ..store import Run
 from ..store.stats import array_stats
 from . import layout
 from .png import save_png
-from .timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -317,54 +316,9 @@ def layer_cell(
     )
 
 
-def _remove_stale_pages(folder: Path, n_pages: int) -> None:
-    """Drop pages left by an earlier render with a smaller grid (one stat when there are none)."""
-    k = n_pages
-    while (stale := folder / f"{k}.png").exists():
-        stale.unlink()
-        k += 1
-
-
 def page_title(pattern: int, name: str | None, when: str | None, page: int, pages: int) -> str:
     """'pattern 3 (cat.png), epoch 5 (page 1/2)': the pattern, its file name when it has one,
     the record's moment in a training run, the page when there are several."""
     title = f"pattern {pattern}" + (f" ({name})" if name else "")
     title += f", {when}" if when else ""
     return title + (f" (page {page + 1}/{pages})" if pages > 1 else "")
-
-
-def draw_patterns(
-    run: Run, out: Path, patterns: Sequence[int], epoch: int | None, opts: GridOptions
-) -> DrawReport:
-    """Write ``out/pattern-<i>/<page>.png`` for each pattern in ``patterns``."""
-    from . import raster
-
-    report = DrawReport()
-    layers = run.layers
-    names = (run.info.get("sources") or {}).get("names")  # image file names, when any
-    page_cells = layout.pages(len(layers), opts.rows, opts.cols)
-    painters: list[PagePainter | None] = [None] * len(page_cells)  # for pages raster can't draw
-    cache = ChunkCache(run)
-    # A training run's record: "epoch 3", or "step 96 (epoch 3)" for a run keyed by steps.
-    when = None if epoch is None else Timeline.from_run(run.info, run.metrics()).label(epoch)
-    try:
-        for p in patterns:
-            cells = [layer_cell(cache, name, p, epoch, opts, report) for name in layers]
-            for page_index, idx in enumerate(page_cells):
-                name = names[p] if names else None
-                title = page_title(p, name, when, page_index, len(page_cells))
-                page = [cells[i] for i in idx]
-                path = out / f"pattern-{p}" / f"{page_index}.png"
-                if raster.supports(page):
-                    raster.painter(opts, page_index).draw(page, path, title)
-                else:
-                    painter = painters[page_index] or PagePainter(opts)
-                    painters[page_index] = painter
-                    painter.draw(page, path, title)
-                report.pages += 1
-            _remove_stale_pages(out / f"pattern-{p}", len(page_cells))
-    finally:
-        for painter in painters:
-            if painter is not None:
-                painter.fig.clear()
-    return report

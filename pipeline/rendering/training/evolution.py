@@ -18,6 +18,24 @@ from ..grids import Cell, GridOptions, PagePainter
 
 CELL_INCHES = 2.2
 MAX_CELLS = 36
+MISSING = "data missing or damaged"
+
+
+def sheet_cells(
+    labels: Sequence[str],
+    images: Sequence[np.ndarray | None],
+    limits: tuple[float, float],
+    page: Sequence[int],
+) -> list[Cell]:
+    """The cells of one sheet page: for each record index in ``page``, its image titled with
+    its label at the layer's fixed color scale ``limits``, or a marked cell when missing."""
+    lo, hi = limits
+    return [
+        Cell(labels[i], image=images[i], vmin=lo, vmax=hi)
+        if images[i] is not None
+        else Cell(labels[i], problem=MISSING)
+        for i in page
+    ]
 
 
 class EvolutionPainter:
@@ -44,12 +62,7 @@ class EvolutionPainter:
         written = []
         lo, hi = limits
         for n, idx in enumerate(self.pages):
-            cells = [
-                Cell(labels[i], image=images[i], vmin=lo, vmax=hi)
-                if images[i] is not None
-                else Cell(labels[i], problem="data missing or damaged")
-                for i in idx
-            ]
+            cells = sheet_cells(labels, images, limits, idx)
             name = folder + ("" if len(self.pages) == 1 else f"-{n + 1}") + ".png"
             path = out / name
             page = "" if len(self.pages) == 1 else f" (page {n + 1}/{len(self.pages)})"

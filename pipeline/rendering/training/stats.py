@@ -4,7 +4,7 @@ beside the training loss and accuracy curves from ``metrics.jsonl``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -13,6 +13,28 @@ from matplotlib.figure import Figure
 
 from ..grids import PNG_OPTIONS
 from ..timeline import LayerStats, Timeline
+
+# The three statistics panels, in reading order: title, the value of one (layer, record).
+PANELS: tuple[tuple[str, Callable[[LayerStats], float]], ...] = (
+    ("mean", lambda s: s.mean),
+    ("standard deviation", lambda s: s.std),
+    ("fraction of zeros (dead ReLUs)", lambda s: s.zero_fraction),
+)
+Series = dict[str, dict[str, tuple[list[int], list[float]]]]
+
+
+def stats_series(
+    layers: Sequence[str], keys: Sequence[int], stats: dict[tuple[str, int], LayerStats]
+) -> Series:
+    """What the statistics panels draw: panel title -> layer -> (records, values), one line per
+    layer over the records it has statistics for."""
+    series: Series = {}
+    for title, value in PANELS:
+        lines = series[title] = {}
+        for layer in layers:
+            xs = [k for k in keys if (layer, k) in stats]
+            lines[layer] = (xs, [value(stats[(layer, k)]) for k in xs])
+    return series
 
 
 def draw_stats(
@@ -28,15 +50,12 @@ def draw_stats(
     FigureCanvasAgg(fig)
     try:
         axes = fig.subplots(2, 2, squeeze=False)
-        panels = (
-            (axes[0][0], "mean", lambda s: s.mean),
-            (axes[0][1], "standard deviation", lambda s: s.std),
-            (axes[1][0], "fraction of zeros (dead ReLUs)", lambda s: s.zero_fraction),
-        )
-        for ax, title, value in panels:
-            for layer in layers:
-                xs = [k for k in keys if (layer, k) in stats]
-                ax.plot(xs, [value(stats[(layer, k)]) for k in xs], marker=".", label=layer)
+        panels = (axes[0][0], axes[0][1], axes[1][0])
+        for ax, (title, lines) in zip(
+            panels, stats_series(layers, keys, stats).items(), strict=True
+        ):
+            for layer, (xs, ys) in lines.items():
+                ax.plot(xs, ys, marker=".", label=layer)
             ax.set_title(title)
             ax.set_xlabel(timeline.unit)
             ax.grid(True, alpha=0.3)
