@@ -181,13 +181,9 @@ class RunWriter:
             raise disk_error(exc, self.root / MANIFEST) from exc
 
     def _existing_info(self) -> dict[str, Any] | None:
-        path = self.root / RUN_JSON
-        if not path.exists():
-            return None
-        try:
-            return orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return {"fingerprint": None}
+        from .runinfo import read_run_json
+
+        return read_run_json(self.root / RUN_JSON, lenient=True)  # {} when damaged: no match
 
     def _is_empty(self) -> bool:
         """Nothing here but our lock and temporaries (a capture killed before run.json)."""

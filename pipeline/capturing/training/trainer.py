@@ -106,16 +106,10 @@ class EpochBar(keras.callbacks.Callback):
 def _recorded_keys(out: Path, fingerprint: str) -> set[int] | None:
     """Keys recorded whole (every layer, every watched pattern) in ``out`` when it holds this
     run, else None."""
-    import orjson
+    from ...store.runinfo import read_run_json
 
-    run_json = out / RUN_JSON
-    if not run_json.is_file():
-        return None
-    try:
-        info = orjson.loads(run_json.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    if info.get("fingerprint") != fingerprint:
+    info = read_run_json(out / RUN_JSON, lenient=True)  # None or {} when there is no such run
+    if not info or info.get("fingerprint") != fingerprint:
         return None
     layers = [rec["name"] for rec in info.get("layers", [])]
     entries = read_manifest(out / MANIFEST).entries
