@@ -206,3 +206,65 @@ def test_verify_flags_manifest_layers_that_run_json_lacks(
     code, out = verify(run, capsys)
     assert code == 1
     assert "manifest: manifest lists layer 'dense', which run.json lacks" in out
+
+
+def test_verify_and_the_reader_report_damage_with_one_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify's lines and the reader's errors come from the same file check: each corrupt
+    line's detail is in the error ``Run.load(check=True)`` raises for that file, and a file
+    replaced by a folder is missing for both."""
+    from pipeline.errors import DamagedDataError
+
+    run = make_run(tmp_path / "run")
+    truncated = entry_path(run, "conv/1", 4)
+    truncated.write_bytes(truncated.read_bytes()[:-5])
+    flip(entry_path(run, "dense", 0), 30)
+    folder = entry_path(run, "dense", 8)
+    folder.unlink()
+    folder.mkdir()
+    code, lines = verify(run, capsys)
+    assert code == 1
+    assert lines[-1] == "PROBLEMS: 6 file(s) checked, 1 missing, 2 corrupt, 0 orphan(s)"
+    reader = open_run(run)
+    errors: dict[str, DamagedDataError] = {}
+    for entry in reader.entries:
+        try:
+            reader.load(entry, check=True)
+        except DamagedDataError as exc:
+            errors[exc.path] = exc
+    assert {p: e.reason for p, e in errors.items()} == {
+        truncated.relative_to(run).as_posix(): "truncated file",
+        entry_path(run, "dense", 0).relative_to(run).as_posix(): "checksum mismatch",
+        folder.relative_to(run).as_posix(): "missing file",
+    }
+    for line in lines:
+        if line.startswith("corrupt: "):
+            rel, detail = line.removeprefix("corrupt: ").split(": ", 1)
+            assert f": {detail}; see `passage verify" in str(errors[rel])
+    assert f"missing: {folder.relative_to(run).as_posix()}" in lines
+
+
+def test_verify_and_info_skip_a_manifest_line_of_wrong_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line whose fields hold other JSON types (``"max": {"a": 1}``, a string count) is
+    skipped and reported like an unreadable line, not a TypeError."""
+    import orjson
+
+    run = make_run(tmp_path / "run")
+    lines = (run / MANIFEST).read_bytes().splitlines(keepends=True)
+    for i, (field, value) in enumerate([("max", {"a": 1}), ("count", "4")]):
+        entry = orjson.loads(lines[i])
+        entry[field] = value
+        lines[i] = orjson.dumps(entry) + b"\n"
+    (run / MANIFEST).write_bytes(b"".join(lines))
+    code, out = verify(run, capsys)
+    assert code == 1
+    assert "manifest: malformed manifest lines ignored: [1, 2]" in out
+    assert out[-1] == (
+        "PROBLEMS: 4 file(s) checked, 0 missing, 0 corrupt, 2 orphan(s), 2 malformed manifest "
+        "line(s)"
+    )
+    assert main(["info", str(run)]) == 0
+    assert "manifest: malformed line(s) [1, 2] ignored" in capsys.readouterr().out

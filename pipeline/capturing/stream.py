@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 from tqdm.auto import tqdm
 
 from ..config import CaptureConfig, Config
 from ..store import RUN_JSON, QueuedWriter, Run, RunWriter, open_run
+from ..store.runinfo import read_run_json
 from .diagram import ensure_architecture
 from .identity import arrays_digest, describe_run, fingerprint, weights_digest
 from .models import load_model
@@ -137,12 +137,9 @@ def resumed_batch_size(out: Path, parts: dict[str, Any], chosen: int) -> int:
     """The batch size of the run already in ``out`` when it is this capture in all but the
     batch size (begun with another ``batch_mb``, or by a version with another default), so
     that it resumes in its own file layout; otherwise ``chosen``."""
-    try:
-        held = orjson.loads((out / RUN_JSON).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return chosen
-    size = held.get("batch_size") if isinstance(held, dict) else None
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1 or size == chosen:
+    held = read_run_json(out / RUN_JSON, lenient=True) or {}  # checked: a size is an int >= 1
+    size = held.get("batch_size")
+    if size is None or size == chosen:
         return chosen
     if held.get("fingerprint") != fingerprint({**parts, "batch": size}):
         return chosen

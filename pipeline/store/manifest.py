@@ -7,15 +7,18 @@ in the middle of an append) is ignored and reported; every other line is used.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from ..errors import StoreError
+from .fields import refuse
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +43,6 @@ class ManifestEntry:
     bytes: int
     checksum: str
 
-    _TYPES = {
-        "path": str,
-        "layer": str,
-        "first": int,
-        "count": int,
-        "dtype": str,
-        "nonfinite": int,
-        "bytes": int,
-        "checksum": str,
-    }
-
     @property
     def key(self) -> tuple[int | None, str, int]:
         return (self.epoch, self.layer, self.first)
@@ -60,25 +52,33 @@ class ManifestEntry:
 
     @classmethod
     def from_dict(cls, data: Any) -> ManifestEntry:
+        """The entry of one parsed manifest line; a ``StoreError`` naming the first field whose
+        JSON type or range is wrong (the line is then skipped as malformed)."""
         if not isinstance(data, dict):
-            raise StoreError(f"manifest entry: expected an object, received {data!r}")
-        for name, tp in cls._TYPES.items():
+            raise refuse("manifest entry", "an object", data)
+        # Grouped by kind, exact types (a bool is no int): one pass of cheap tests per line.
+        for name in ("path", "layer", "checksum"):
+            if type(data.get(name)) is not str:
+                raise _bad(name, "a string", data.get(name))
+        for name in ("first", "count", "nonfinite", "bytes"):
             value = data.get(name)
-            if not isinstance(value, tp) or isinstance(value, bool):
-                raise StoreError(
-                    f"manifest entry field {name!r}: expected {tp.__name__}, received {value!r}"
-                )
+            if type(value) is not int or value < 0:
+                raise _bad(name, "a non-negative int", value)
         epoch = data.get("epoch")
-        if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool)):
-            raise StoreError(f"manifest entry field 'epoch': expected int or null, got {epoch!r}")
+        if epoch is not None and (type(epoch) is not int or epoch < 0):
+            raise _bad("epoch", "a non-negative int or null", epoch)
         shape = data.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(v, int) for v in shape):
-            raise StoreError(
-                f"manifest entry field 'shape': expected a list of ints, got {shape!r}"
-            )
+        if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
+            raise _bad("shape", "a list of non-negative ints", shape)
+        for name in ("min", "max"):
+            value = data.get(name)
+            if value is not None and type(value) is not float and type(value) is not int:
+                raise _bad(name, "a number or null", value)
+        if type(data.get("dtype")) is not str or not _dtype_name(data["dtype"]):
+            raise _bad("dtype", "a numpy dtype name such as 'float32'", data.get("dtype"))
         path = data["path"]
-        if path.startswith("/") or ".." in Path(path).parts or not path.startswith("data/"):
-            raise StoreError(f"manifest entry field 'path': expected data/..., received {path!r}")
+        if not path.startswith("data/") or ".." in path.split("/") or "\x00" in path:
+            raise _bad("path", "a path inside data/", path)
         return cls(
             path=path,
             layer=data["layer"],
@@ -95,7 +95,20 @@ class ManifestEntry:
         )
 
 
-def _opt_float(v: Any) -> float | None:
+def _bad(name: str, expected: str, value: Any) -> StoreError:
+    return refuse(f"manifest entry field {name!r}", expected, value)
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_name(value: str) -> bool:
+    """A numpy dtype's own name, as the writer records it (``float32``)."""
+    try:
+        return np.dtype(value).name == value
+    except (TypeError, ValueError, SyntaxError):
+        return False
+
+
+def _opt_float(v: float | None) -> float | None:
     return None if v is None else float(v)
 
 

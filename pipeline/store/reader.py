@@ -14,29 +14,57 @@ import orjson
 
 from ..errors import DamagedDataError, NotInRunError, StoreError
 from . import codecs
-from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
+from .manifest import MANIFEST, METRICS, RUN_JSON, ManifestEntry, read_manifest
+from .runinfo import LayerRecord, read_run_json
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class LayerRecord:
-    """A selected layer as run.json records it."""
+class Damage:
+    """What is wrong with one data file: a short ``reason`` for pictures and summaries
+    ("missing file", "checksum mismatch", ...) and a ``detail`` saying what was found
+    against what the manifest says."""
 
-    index: int
-    name: str
-    class_name: str
-    shape: tuple[int, ...]
-    dir: str
+    reason: str
+    detail: str
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LayerRecord:
-        try:
-            return cls(
-                int(d["index"]), str(d["name"]), str(d["class"]), tuple(d["shape"]), str(d["dir"])
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"run.json layer record {d!r} is malformed: {exc}") from exc
+
+def read_entry(
+    root: Path, entry: ManifestEntry, fmt: str, mmap: bool = True, check: bool = True
+) -> np.ndarray | Damage:
+    """The array of one manifest entry's file under ``root``, or what is wrong with the file.
+
+    With ``check``, the file's size and checksum are compared with the manifest line first
+    (one extra sequential read); the shape and dtype always are. The one file check of the
+    store: ``Run.load`` and ``passage verify`` both use it.
+    """
+    path = root / entry.path
+    try:
+        if check:
+            size, crc = codecs.file_checksum(path)
+            if size != entry.bytes:
+                reason = "truncated file" if size < entry.bytes else "file too long"
+                return Damage(reason, f"size {size} bytes, manifest says {entry.bytes}")
+            if codecs.format_checksum(crc) != entry.checksum:
+                return Damage(
+                    "checksum mismatch",
+                    f"checksum {codecs.format_checksum(crc)}, manifest says {entry.checksum}",
+                )
+        arr = codecs.read_array(path, fmt, mmap=mmap)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return Damage("missing file", "listed in the manifest but missing")
+    except StoreError as exc:
+        return Damage("unreadable file", str(exc))
+    except OSError as exc:
+        return Damage("unreadable file", f"cannot read data file {path}: {exc.strerror or exc}")
+    expected = (entry.count, *entry.shape)
+    if arr.shape != expected or arr.dtype.name != entry.dtype:
+        return Damage(
+            "shape/dtype mismatch",
+            f"{arr.shape} {arr.dtype}, manifest says {expected} {entry.dtype}",
+        )
+    return arr
 
 
 class Run:
@@ -44,22 +72,7 @@ class Run:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        run_json = self.path / RUN_JSON
-        if not run_json.is_file():
-            raise StoreError(
-                f"{self.path} is not a Passage run (no {RUN_JSON}); expected the --out folder "
-                "of a `passage capture`"
-            )
-        try:
-            self.info: dict[str, Any] = orjson.loads(run_json.read_bytes())
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise StoreError(f"cannot read {run_json}: {exc}") from exc
-        version = self.info.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise StoreError(
-                f"{run_json}: expected schema_version {SCHEMA_VERSION}, received {version!r}; "
-                "capture the run again with this version of Passage"
-            )
+        self.info: dict[str, Any] = read_run_json(self.path / RUN_JSON)
         self.format: str = self.info.get("format", "npy")
         self.layer_records = [LayerRecord.from_dict(d) for d in self.info.get("layers", [])]
         self._by_name = {rec.name: rec for rec in self.layer_records}
@@ -180,44 +193,16 @@ class Run:
         return arr
 
     def _load(self, entry: ManifestEntry, mmap: bool, check: bool) -> np.ndarray:
-        path = self.path / entry.path
-
-        def damaged(reason: str, detail: str) -> DamagedDataError:
-            return DamagedDataError(
-                f"data file {path}: {detail}; see `passage verify {self.path}`; delete the "
-                "file if it is there and rerun the same capture to write it again",
-                reason,
+        got = read_entry(self.path, entry, self.format, mmap, check)
+        if isinstance(got, Damage):
+            raise DamagedDataError(
+                f"data file {self.path / entry.path}: {got.detail}; see `passage verify "
+                f"{self.path}`; delete the file if it is there and rerun the same capture to "
+                "write it again",
+                got.reason,
                 entry.path,
             )
-
-        try:
-            if check:
-                size, crc = codecs.file_checksum(path)
-                if size != entry.bytes:
-                    reason = "truncated file" if size < entry.bytes else "file too long"
-                    raise damaged(reason, f"{size} bytes, the manifest says {entry.bytes}")
-                if codecs.format_checksum(crc) != entry.checksum:
-                    raise damaged(
-                        "checksum mismatch",
-                        f"checksum {codecs.format_checksum(crc)}, the manifest says "
-                        f"{entry.checksum}",
-                    )
-            arr = codecs.read_array(path, self.format, mmap=mmap)
-        except FileNotFoundError:
-            raise damaged("missing file", "listed in the manifest but missing") from None
-        except DamagedDataError:
-            raise
-        except StoreError as exc:
-            raise damaged("unreadable file", str(exc.__cause__ or exc)) from exc
-        except OSError as exc:
-            raise damaged("unreadable file", exc.strerror or str(exc)) from exc
-        expected = (entry.count, *entry.shape)
-        if arr.shape != expected or arr.dtype.name != entry.dtype:
-            raise damaged(
-                "shape/dtype mismatch",
-                f"expected shape {expected} {entry.dtype}, found {arr.shape} {arr.dtype.name}",
-            )
-        return arr
+        return got
 
     def get(self, layer: str, pattern: int, epoch: int | None = None) -> np.ndarray:
         """One pattern's output of one layer (at ``epoch``; the last one when None)."""

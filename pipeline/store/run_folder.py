@@ -15,6 +15,7 @@ from ..errors import StoreError
 from .disk import TMP_MARK, atomic_write_bytes, disk_error
 from .lock import LOCK, RunLock
 from .manifest import RUN_JSON
+from .runinfo import read_run_json
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,7 @@ class RunFolder:
         self.lock.release()
 
     def _existing_info(self) -> dict[str, Any] | None:
-        path = self.root / RUN_JSON
-        if not path.exists():
-            return None
-        try:
-            return orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return {"fingerprint": None}
+        return read_run_json(self.root / RUN_JSON, lenient=True)  # {} when damaged: no match
 
     def _is_empty(self) -> bool:
         """Nothing here but our lock and temporaries (a capture killed before run.json)."""

@@ -7,12 +7,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import PassageError
-from .codecs import file_checksum, format_checksum, read_array
-from .reader import Run, open_run
-from .writer import TMP_MARK
+from .disk import TMP_MARK
+from .reader import Damage, Run, open_run, read_entry
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +28,8 @@ class VerifyReport:
 
 
 def check_run(run: Run) -> VerifyReport:
-    """Re-read every listed file: existence, size, checksum, shape and dtype; list orphans."""
+    """Re-read every listed file: existence, size, checksum, shape and dtype (the reader's
+    check, ``read_entry``); list orphans."""
     report = VerifyReport()
     if run.bad_manifest_lines:
         report.manifest_problems.append(
@@ -45,30 +42,13 @@ def check_run(run: Run) -> VerifyReport:
     listed = set()
     for entry in run.entries:
         listed.add(entry.path)
-        path = run.path / entry.path
         report.checked += 1
-        if not path.is_file():
-            report.missing.append(entry.path)
-            continue
-        size, crc = file_checksum(path)
-        if size != entry.bytes:
-            report.corrupt.append(f"{entry.path}: size {size} bytes, manifest says {entry.bytes}")
-            continue
-        if format_checksum(crc) != entry.checksum:
-            report.corrupt.append(
-                f"{entry.path}: checksum {format_checksum(crc)}, manifest says {entry.checksum}"
-            )
-            continue
-        try:
-            arr = read_array(path, run.format)
-        except PassageError as exc:
-            report.corrupt.append(f"{entry.path}: {exc}")
-            continue
-        want = (entry.count, *entry.shape)
-        if arr.shape != want or arr.dtype != np.dtype(entry.dtype):
-            report.corrupt.append(
-                f"{entry.path}: {arr.shape} {arr.dtype}, manifest says {want} {entry.dtype}"
-            )
+        got = read_entry(run.path, entry, run.format)
+        if isinstance(got, Damage):
+            if got.reason == "missing file":
+                report.missing.append(entry.path)
+            else:
+                report.corrupt.append(f"{entry.path}: {got.detail}")
     data = run.path / "data"
     if data.is_dir():
         for f in sorted(data.rglob("*")):

@@ -18,7 +18,6 @@ import orjson
 from ..errors import StoreError
 from . import codecs
 from .data_files import DataFiles, layer_folders
-from .disk import TMP_MARK as TMP_MARK  # verify.py takes it from here
 from .files import BufferPool, FileWriter
 from .lines import LineFile
 from .manifest import MANIFEST, METRICS, SCHEMA_VERSION, ManifestEntry

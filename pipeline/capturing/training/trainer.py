@@ -22,6 +22,7 @@ from ...config import Config, TrainConfig
 from ...errors import ConfigError, PassageError, SpecError, StoreError
 from ...store import MANIFEST, RUN_JSON, Run, open_run
 from ...store.manifest import complete_records, read_manifest
+from ...store.runinfo import read_run_json
 from ..diagram import ensure_architecture
 from ..framework import keras_and_tf
 from ..models import load_model
@@ -106,16 +107,8 @@ class EpochBar(keras.callbacks.Callback):
 def _recorded_keys(out: Path, fingerprint: str) -> set[int] | None:
     """Keys recorded whole (every layer, every watched pattern) in ``out`` when it holds this
     run, else None."""
-    import orjson
-
-    run_json = out / RUN_JSON
-    if not run_json.is_file():
-        return None
-    try:
-        info = orjson.loads(run_json.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    if info.get("fingerprint") != fingerprint:
+    info = read_run_json(out / RUN_JSON, lenient=True)  # None or {} when there is no such run
+    if not info or info.get("fingerprint") != fingerprint:
         return None
     layers = [rec["name"] for rec in info.get("layers", [])]
     entries = read_manifest(out / MANIFEST).entries
