@@ -69,7 +69,7 @@ def test_quiet_silences_logs_and_progress(command, flag, position, run_dir, tmp_
 @pytest.mark.parametrize("flag", ["-v", "--verbose"])
 @pytest.mark.parametrize("command", COMMANDS)
 def test_verbose_turns_on_debug_logging(command, flag, position, run_dir, tmp_path, capsys):
-    crc._native.cache_clear()  # the next CRC-32 chooses its backend again and logs it (debug)
+    crc._implementation.cache_clear()  # the next CRC-32 chooses its backend again and logs it (debug)
     assert main(argv(command, run_dir, tmp_path, flag, position)) == 0
     err = capsys.readouterr().err
     assert pipeline_level() == logging.DEBUG
