@@ -14,6 +14,7 @@ from PIL import Image
 from pipeline import open_run, plot_pattern_process, render
 from pipeline.capturing.stream import capture_model
 from pipeline.config import CaptureConfig, Config, SelectConfig
+from pipeline.errors import ConfigError
 from pipeline.rendering import layout
 from pipeline.rendering.grids import Cell, GridOptions, PagePainter
 
@@ -156,6 +157,14 @@ def test_pure_layout_rules():
     assert layout.pages(0, 3, 3) == []
     assert layout.parse_indices("0,3,5-7", 10) == [0, 3, 5, 6, 7]
     assert layout.parse_indices("", 3) == [0, 1, 2]
+    assert layout.parse_indices("9, 2-3,3", 10) == [2, 3, 9]
+
+
+@pytest.mark.parametrize("text", ["0-99999999999", "10", "5-3", "-1", "a", "1-x", "0,,2"])
+def test_pattern_selection_refused_before_expansion(text):
+    # a huge range is refused from its bounds (no list of 10**11 ints is built)
+    with pytest.raises(ConfigError, match="pattern selection"):
+        layout.parse_indices(text, 10)
     assert layout.split_work(list(range(10)), 3, max_size=64) == [
         [0, 1, 2, 3], [4, 5, 6, 7], [8, 9]
     ]  # fmt: skip

@@ -137,23 +137,25 @@ def cell_title(name: str, shape: Sequence[int | None], max_channels: int | None 
 
 
 def parse_indices(text: str, n: int) -> list[int]:
-    """'0,3,5-9' -> sorted unique indices < n; '' -> all of range(n)."""
+    """'0,3,5-9' -> sorted unique indices < n; '' -> all of range(n). A range is checked
+    against ``n`` before it is expanded, so '0-99999999999' is an error, not a huge list."""
     if not text.strip():
         return list(range(n))
     picked: set[int] = set()
     for part in text.split(","):
         part = part.strip()
         try:
-            if "-" in part:
-                lo, hi = (int(v) for v in part.split("-", 1))
-                picked.update(range(lo, hi + 1))
-            else:
-                picked.add(int(part))
+            lo, sep, hi = part.partition("-")
+            first, last = (int(lo), int(hi)) if sep else (int(part), int(part))
         except ValueError:
             raise ConfigError(f"pattern selection: expected '0,3,5-9', received {text!r}") from None
-    bad = sorted(i for i in picked if not 0 <= i < n)
-    if bad:
-        raise ConfigError(f"pattern selection: indices {bad[:5]} are outside 0..{n - 1}")
+        if not 0 <= first <= last < n:
+            raise ConfigError(
+                f"pattern selection {part!r}: expected indices in 0..{n - 1}"
+                + (" with the first <= the last" if first > last else "")
+                + f", received {text!r}"
+            )
+        picked.update(range(first, last + 1))
     return sorted(picked)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from . import palette as pal
 from .grids import Cell, GridOptions, PagePainter, auto_limits, static_key
 from .png import save_indexed_png
+from .suptitle import Suptitle
 
 LEVELS = 192  # colormap entries; entry LEVELS is the NaN colour, the rest the static page
 BAD = LEVELS
@@ -64,10 +65,8 @@ class RasterPainter:
         self.mpl = PagePainter(opts)
         cmap = matplotlib.colormaps.get_cmap(opts.cmap)
         self.lut = cmap((np.arange(LEVELS) + 0.5) / LEVELS, bytes=True)[:, :3]
-        self._title = self.mpl.fig.suptitle("")
-        self._title.set_visible(False)
+        self.suptitle = Suptitle(self.mpl.fig, opts.dpi)
         self._layouts: dict[tuple, _Layout] = {}
-        self._anchor: tuple[float, ...] | None = None  # the suptitle's baseline and centre
 
     def close(self) -> None:
         self.mpl.fig.clear()
@@ -91,72 +90,10 @@ class RasterPainter:
             levels = pal.level_indices(image, vmin, vmax, LEVELS, BAD)
             flat[pos] = levels[rows, cols]
         if suptitle:
-            page[: lay.strip] = self._title_strip(suptitle, lay)
+            strip = self.suptitle.strip(suptitle, lay.strip_bg, lay.strip, lay.index.shape[1])
+            page[: lay.strip] = lay.greys[strip]
         path.parent.mkdir(parents=True, exist_ok=True)
         save_indexed_png(path, page, lay.palette, self.opts.dpi)
-
-    def _title_strip(self, text: str, lay: _Layout) -> np.ndarray:
-        """The suptitle in the blank strip, as palette indices: glyphs drawn straight with
-        matplotlib's own font (FreeType) at the place matplotlib puts them, measured once on a
-        reference title; matplotlib draws titles outside printable ASCII (font fallback)."""
-        if not (text.isascii() and text.isprintable()):
-            return lay.greys[self._mpl_title(text, lay)]
-        if self._anchor is None:
-            self._anchor = self._calibrate(lay)
-        if not self._anchor:  # no room measured for a title: leave it to matplotlib
-            return lay.greys[self._mpl_title(text, lay)]
-        coverage, width, descent = self._glyphs(text)
-        baseline, center = self._anchor
-        top = round(baseline - (coverage.shape[0] - descent))
-        left = round(center - width / 2)
-        strip = np.full((lay.strip, lay.index.shape[1]), 255, np.uint8)
-        h, w = coverage.shape
-        r0, c0 = max(top, 0), max(left, 0)
-        r1, c1 = min(top + h, strip.shape[0]), min(left + w, strip.shape[1])
-        if r1 > r0 and c1 > c0:
-            strip[r0:r1, c0:c1] = 255 - coverage[r0 - top : r1 - top, c0 - left : c1 - left]
-        return lay.greys[strip]
-
-    def _glyphs(self, text: str) -> tuple[np.ndarray, float, float]:
-        """(coverage bitmap, advance width, descent) of ``text`` in the suptitle's font, in
-        pixels, as matplotlib's Agg renderer lays it out."""
-        from matplotlib.backends.backend_agg import get_hinting_flag
-        from matplotlib.font_manager import findfont, get_font
-
-        prop = self._title.get_fontproperties()
-        font = get_font(findfont(prop))
-        font.clear()
-        font.set_size(prop.get_size_in_points(), self.opts.dpi)
-        font.set_text(text, 0.0, flags=get_hinting_flag())
-        font.draw_glyphs_to_bitmap(antialiased=True)
-        width = font.get_width_height()[0] / 64
-        return np.asarray(font.get_image()).copy(), width, font.get_descent() / 64
-
-    def _calibrate(self, lay: _Layout) -> tuple[float, ...]:
-        """(baseline row, centre column) of the suptitle: where matplotlib draws a reference;
-        () when it does not show whole in the strip."""
-        reference = "pattern 0"
-        drawn = 255 - self._mpl_title(reference, lay).astype(np.int32)
-        coverage, width, descent = self._glyphs(reference)
-        rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
-        own_rows = np.flatnonzero(coverage.any(axis=1))
-        own_cols = np.flatnonzero(coverage.any(axis=0))
-        if rows.size == 0 or own_rows.size == 0 or rows[-1] >= lay.strip - 1:
-            return ()
-        top = rows[0] - own_rows[0]
-        left = cols[0] - own_cols[0]
-        return top + coverage.shape[0] - descent, left + width / 2
-
-    def _mpl_title(self, text: str, lay: _Layout) -> np.ndarray:
-        """The suptitle drawn by matplotlib into the blank strip: its grey levels."""
-        fig, canvas = self.mpl.fig, self.mpl.fig.canvas
-        canvas.restore_region(lay.strip_bg)
-        self._title.set_text(text)
-        self._title.set_visible(True)
-        fig.draw_artist(self._title)
-        self._title.set_visible(False)
-        # black text anti-aliased on white: one grey per pixel (green weighs most)
-        return np.asarray(canvas.buffer_rgba())[: lay.strip, :, 1].copy()
 
     def _build(self, padded: list[Cell | None]) -> _Layout:
         """Draw the static page (placeholder images, no suptitle) and the probe pages."""
@@ -166,7 +103,7 @@ class RasterPainter:
         ]
         mpl = self.mpl
         mpl.arrange(placeholders, None)
-        self._title.set_visible(False)
+        self.suptitle.hide()
         canvas = mpl.fig.canvas
         canvas.draw()
         rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
