@@ -54,10 +54,10 @@ def read_entry(
         arr = codecs.read_array(path, fmt, mmap=mmap)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return Damage("missing file", "listed in the manifest but missing")
-    except StoreError as exc:
-        return Damage("unreadable file", str(exc))
+    except StoreError as exc:  # the callers name the file: keep only the cause
+        return Damage("unreadable file", str(exc.__cause__ or exc))
     except OSError as exc:
-        return Damage("unreadable file", f"cannot read data file {path}: {exc.strerror or exc}")
+        return Damage("unreadable file", exc.strerror or str(exc))
     expected = (entry.count, *entry.shape)
     if arr.shape != expected or arr.dtype.name != entry.dtype:
         return Damage(
