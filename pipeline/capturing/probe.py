@@ -70,6 +70,14 @@ def is_graph_model(layer: Any) -> bool:
     return hasattr(layer, "operations") and hasattr(layer, "outputs")
 
 
+def count_params(layer: Any) -> int:
+    """The layer's weight count; 0 for a layer that holds none or was never built."""
+    try:
+        return int(layer.count_params())
+    except (ValueError, AttributeError):
+        return 0
+
+
 @dataclass(frozen=True)
 class _Entry:
     info: LayerInfo
@@ -99,6 +107,7 @@ def _walk(model: Any, prefix: str, nested: bool, counter: list[int], out: list[_
             class_name=type(layer).__name__,
             shape=tuple(tensor.shape[1:]),
             is_input=isinstance(layer, keras.layers.InputLayer),
+            params=count_params(layer),
         )
         out.append(_Entry(info, tensor, nested))
 

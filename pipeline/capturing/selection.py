@@ -29,6 +29,7 @@ class LayerInfo:
     class_name: str
     shape: tuple[int | None, ...]
     is_input: bool = False
+    params: int = 0  # the layer's weight count (its sublayers' included)
 
 
 def _seed_rule(layer: LayerInfo, min_size: Sequence[int]) -> bool:
