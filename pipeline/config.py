@@ -21,12 +21,14 @@ else:  # pragma: no cover
 
 FORMATS = ("npy", "json")
 DTYPES = ("float32", "float16")
-RULES = ("seed", "all")
+# Layer selection rules (pipeline/capturing/selection.py); the first is the default.
+RULES = ("maps", "seed", "all")
+SIZE_RULES = ("maps", "seed")  # the rules that compare an output's first two axes to min_size
 
 
 @dataclass(frozen=True)
 class SelectConfig:
-    rule: str = "seed"
+    rule: str = "maps"
     min_size: tuple[int, ...] = (15, 15)
     # Every rule: per-pattern output axis i must be >= min_axis[i] (one value: every axis);
     # an output with fewer axes than listed does not qualify. Empty: no limit.
@@ -184,9 +186,9 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[capture] limit: expected >= 0 (0: all patterns), received {c.limit}")
     if s.rule not in RULES:
         raise ConfigError(f"[select] rule: expected one of {RULES}, received {s.rule!r}")
-    if s.rule == "seed" and len(s.min_size) != 2:
+    if s.rule in SIZE_RULES and len(s.min_size) != 2:
         raise ConfigError(
-            f"[select] min_size: expected a list of 2 items [H, W] for the seed rule, "
+            f"[select] min_size: expected a list of 2 items [H, W] for the {s.rule} rule, "
             f"received {list(s.min_size)}"
         )
     if any(v < 0 for v in s.min_size):

@@ -132,7 +132,10 @@ def test_zero_patterns(tmp_path, capsys):
 def test_no_layer_qualifies(tmp_path, capsys):
     assert capture(tmp_path, "--min-size", "60x80") == 2
     line = one_error_line(capsys)
-    assert "no layer qualifies" in line and "dense (Dense) (50, 75)" in line
+    assert "no layer qualifies under the maps rule" in line and "H > 60 and W > 80" in line
+    assert "6 layers besides the inputs: 2 of rank 1, 4 of rank 2" in line
+    assert "--min-size 49x74" in line  # the largest output, dense's (50, 75), would qualify
+    assert not (tmp_path / "run").exists()  # nothing written
 
 
 def test_folder_with_a_different_run_is_refused_unless_overwrite(tmp_path, capsys):
