@@ -1,4 +1,4 @@
-"""``passage`` command line: capture, render, verify, info (every flag: docs/cli.md).
+"""``passage`` command line: capture, render, layers, verify, info (every flag: docs/cli.md).
 
 Exit status 0 on success; a user error prints one line on stderr (no traceback) and exits 2;
 a render that had to skip damaged data exits 1. Flags override the config file. ``-q`` and
@@ -24,6 +24,23 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise cfgmod.ConfigError(f"{self.prog}: {message} (see --help)")
+
+
+def _add_select(p: argparse.ArgumentParser) -> None:
+    """The layer selection flags ([select]); capture and layers share them."""
+    p.add_argument(
+        "--select", choices=cfgmod.RULES, help=f"layer selection rule (default {cfgmod.RULES[0]})"
+    )
+    p.add_argument("--min-size", help="minimum HxW of the maps and seed rules, e.g. 15x15")
+    p.add_argument("--min-axis", help="minimum size of each output axis, e.g. 8 or 8x8")
+    p.add_argument("--include", action="append", help="keep only layers matching this name glob")
+    p.add_argument("--exclude", action="append", help="drop layers matching this name glob")
+    p.add_argument("--class", dest="classes", action="append", help="keep only this layer class")
+    p.add_argument("--exclude-class", action="append", help="drop this layer class")
+
+
+def _add_unsafe(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--unsafe", action="store_true", help="allow unsafe deserialization (Lambda)")
 
 
 def _add_capture(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
@@ -55,16 +72,10 @@ def _add_capture(sub: argparse._SubParsersAction, after: argparse.ArgumentParser
     p.add_argument(
         "--limit", type=int, help="capture only the first N patterns (needed for endless datasets)"
     )
-    p.add_argument("--select", choices=cfgmod.RULES, help="layer selection rule (default seed)")
-    p.add_argument("--min-size", help="seed rule minimum HxW, e.g. 15x15")
-    p.add_argument("--min-axis", help="minimum size of each output axis, e.g. 8 or 8x8")
-    p.add_argument("--include", action="append", help="keep only layers matching this name glob")
-    p.add_argument("--exclude", action="append", help="drop layers matching this name glob")
-    p.add_argument("--class", dest="classes", action="append", help="keep only this layer class")
-    p.add_argument("--exclude-class", action="append", help="drop this layer class")
+    _add_select(p)
     p.add_argument("--no-architecture", action="store_true", help="do not draw the model")
     p.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
-    p.add_argument("--unsafe", action="store_true", help="allow unsafe deserialization (Lambda)")
+    _add_unsafe(p)
     p.add_argument(
         "--buffered-io",
         action="store_true",
@@ -85,6 +96,23 @@ def _add_render(sub: argparse._SubParsersAction, after: argparse.ArgumentParser)
     p.add_argument("--vector", choices=("square", "strip"), help="how (N,) vectors are drawn")
     p.add_argument("--max-channels", type=int, help="channel maps per mosaic (default 64)")
     p.add_argument("--strict", action="store_true", help="stop at the first damaged file")
+
+
+def _add_layers(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "layers",
+        help="list a model's layers and which selection rules pick them (writes nothing)",
+        parents=[after],
+    )
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="model spec: file.keras, module:function or builtin:NAME "
+        "(default: [capture] model of --config)",
+    )
+    p.add_argument("--config", help="TOML config file (its [capture] model and [select])")
+    _add_select(p)
+    _add_unsafe(p)
 
 
 def _add_log_flags(parser: argparse.ArgumentParser, default: object) -> None:
@@ -112,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_capture(sub, after)
     _add_render(sub, after)
+    _add_layers(sub, after)
     for name, text in (
         ("verify", "check every data file against the manifest"),
         ("info", "summarize a run"),
@@ -163,6 +192,11 @@ def capture_config(args: argparse.Namespace) -> Config:
         direct_io=False if args.buffered_io else None,
         fsync=True if args.fsync else None,
     )
+    return select_config(cfg, args)
+
+
+def select_config(cfg: Config, args: argparse.Namespace) -> Config:
+    """``cfg`` with the selection flags (``_add_select``) over its [select] table."""
     return cfgmod.override(
         cfg,
         "select",
@@ -237,6 +271,17 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_layers(args: argparse.Namespace) -> int:
+    from .capturing.listing import layer_table
+    from .capturing.models import load_model
+    from .capturing.probe import layer_infos
+
+    cfg = select_config(load_config(args.config), args)
+    model = load_model(args.model or cfg.capture.model, unsafe=args.unsafe or cfg.capture.unsafe)
+    sys.stdout.write(layer_table(layer_infos(model), cfg.select) + "\n")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from .store.verify import verify_run
 
@@ -249,7 +294,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     return run_info(args.run)
 
 
-COMMANDS = {"capture": cmd_capture, "render": cmd_render, "verify": cmd_verify, "info": cmd_info}
+COMMANDS = {
+    "capture": cmd_capture,
+    "render": cmd_render,
+    "layers": cmd_layers,
+    "verify": cmd_verify,
+    "info": cmd_info,
+}
 
 
 class _StderrHandler(logging.Handler):
