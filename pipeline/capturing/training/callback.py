@@ -37,7 +37,7 @@ class CaptureCallback(keras.callbacks.Callback):
     """Record the layer outputs of ``patterns`` into the run ``run_dir`` during ``fit``.
 
     ``patterns``: one array (N, *input_shape), or a list with one array per model input.
-    ``select`` picks the layers (the ``seed`` rule by default) unless ``layers`` names them.
+    ``select`` picks the layers (the ``maps`` rule by default) unless ``layers`` names them.
     ``every``: record after every N-th epoch (and always after the last one ``fit`` runs);
     ``every_batches``: also every K optimizer steps (keys become steps, see ``schedule``).
     ``info`` adds entries to run.json (e.g. the dataset and labels of the watched patterns);
