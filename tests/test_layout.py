@@ -124,7 +124,7 @@ def test_cli_min_axis_flag():
     assert capture_config(args).select.min_axis == (8, 8)
     args = build_parser().parse_args(["capture", "--min-axis", "4"])
     cfg = capture_config(args)
-    assert cfg.select.min_axis == (4,) and cfg.select.rule == "seed"
+    assert cfg.select.min_axis == (4,) and cfg.select.rule == "maps"  # the default rule
     with pytest.raises(ConfigError, match="--min-axis"):
         capture_config(build_parser().parse_args(["capture", "--min-axis", "8xq"]))
 
