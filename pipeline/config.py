@@ -1,17 +1,21 @@
 """Validated configuration: TOML file + CLI flags -> frozen dataclasses.
 
-Unknown keys and wrong types are errors that name the key. Flags override the file.
+Unknown keys and wrong types are errors that name the key. Flags override the file. Relative
+paths in a file follow the file's folder (``config_paths``); paths given as flags follow the
+current directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .config_paths import resolve_file_paths
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -236,7 +240,7 @@ def from_dict(data: dict[str, Any]) -> Config:
 
 
 def load(path: str | Path) -> Config:
-    """Read and validate a TOML config file."""
+    """Read and validate a TOML config file; its relative paths follow its folder."""
     p = Path(path)
     try:
         with p.open("rb") as fh:
@@ -245,7 +249,7 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"config file not found: {p}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
-    return from_dict(data)
+    return from_dict(resolve_file_paths(data, os.path.dirname(os.fspath(path))))
 
 
 def parse_sizes(

@@ -230,7 +230,7 @@ def test_batch_size_identifies_the_run_only_when_it_splits_the_patterns(tmp_path
     first = CaptureCallback(tmp_path / "run", x, select=ALL, batch_size=4)
     model.fit(x, y, epochs=1, callbacks=[first], verbose=0)
     other = CaptureCallback(tmp_path / "run", x, select=ALL, batch_size=8)
-    with pytest.raises(StoreError, match="holds a different run"):
+    with pytest.raises(StoreError, match="what differs: the batch size: 4 in the run, 8 now;"):
         model.fit(x, y, epochs=1, callbacks=[other], verbose=0)
 
 

@@ -5,7 +5,8 @@ Each mode names its own identifying parts (batch capture: the model spec and wei
 pattern spec, the batch size; training: the model structure, the watched patterns' bytes and
 the record schedule, never the weights); every run is identified by its layers, its pattern
 count and its storage options as well. A fingerprint never changes for the same parts, so runs
-written earlier keep resuming.
+written earlier keep resuming. run.json also holds one digest per part (``identity``), so that
+a refused resume can say which part differs (``pipeline.store.refusal``).
 """
 
 from __future__ import annotations
@@ -72,6 +73,14 @@ def fingerprint(parts: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
+def part_digests(parts: dict[str, Any]) -> dict[str, str]:
+    """run.json's ``identity``: 16 hex digits of SHA-256 per part of the fingerprint."""
+    return {
+        name: hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        for name, value in parts.items()
+    }
+
+
 @dataclass
 class RunDescription:
     """A run's run.json without its fingerprint (``info``) and what the fingerprint hashes
@@ -82,7 +91,11 @@ class RunDescription:
     parts: dict[str, Any]
 
     def run_json(self) -> dict[str, Any]:
-        return {**self.info, "fingerprint": fingerprint(self.parts)}
+        return {
+            **self.info,
+            "fingerprint": fingerprint(self.parts),
+            "identity": part_digests(self.parts),
+        }
 
 
 def describe_run(

@@ -15,15 +15,16 @@ from ..errors import StoreError
 from .disk import TMP_MARK, atomic_write_bytes, disk_error
 from .lock import LOCK, RunLock
 from .manifest import RUN_JSON
+from .refusal import refusal
 from .runinfo import read_run_json
 
 log = logging.getLogger(__name__)
 
 
 class RunFolder:
-    """``claim`` creates and locks the folder, ``check`` makes it hold the run identified by a
-    fingerprint (or nothing yet), ``write_info`` stores that run's ``run.json``, ``release``
-    unlocks it."""
+    """``claim`` creates and locks the folder, ``check`` makes it hold the run a description
+    identifies by its fingerprint (or nothing yet), ``write_info`` stores that run's
+    ``run.json``, ``release`` unlocks it."""
 
     def __init__(self, root: Path, overwrite: bool = False) -> None:
         self.root = root
@@ -38,18 +39,15 @@ class RunFolder:
             raise disk_error(exc, self.root) from exc
         self.lock.acquire()
 
-    def check(self, fingerprint: Any) -> None:
-        """Keep the folder's contents when they are this run (a resume), refuse another run
-        or foreign contents (or remove them with ``overwrite``); then remove the temporaries
-        an interrupted write left."""
+    def check(self, info: dict[str, Any]) -> None:
+        """Keep the folder's contents when they are the run ``info`` describes (a resume),
+        refuse another run, saying which part of its identity differs, or foreign contents
+        (or remove them with ``overwrite``); then remove the temporaries an interrupted write
+        left."""
         existing = self._existing_info()
-        if existing is not None and existing.get("fingerprint") != fingerprint:
+        if existing is not None and existing.get("fingerprint") != info["fingerprint"]:
             if not self.overwrite:
-                raise StoreError(
-                    f"{self.root} holds a different run (model {existing.get('model')!r}, "
-                    f"patterns {existing.get('patterns')!r}); choose another --out or pass "
-                    "--overwrite to replace it"
-                )
+                raise StoreError(refusal(self.root, existing, info))
             self._clear()
         elif existing is None and not self._is_empty():
             if not self.overwrite:

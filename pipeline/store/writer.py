@@ -67,7 +67,7 @@ class RunWriter:
         manifest, write ``run.json`` and open the manifest for appending."""
         self.folder.claim()
         try:
-            self.folder.check(self.info["fingerprint"])
+            self.folder.check(self.info)
             self.done = resume(self.root)
             self.info.setdefault("schema_version", SCHEMA_VERSION)
             self.info["format"] = self.fmt
