@@ -62,6 +62,13 @@ def _add_capture(sub: argparse._SubParsersAction, after: argparse.ArgumentParser
     p.add_argument("--exclude", action="append", help="drop layers matching this name glob")
     p.add_argument("--class", dest="classes", action="append", help="keep only this layer class")
     p.add_argument("--exclude-class", action="append", help="drop this layer class")
+    p.add_argument(
+        "--keep-inputs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="store the model's inputs with the run; render draws them first (default: only "
+        "for image-folder patterns)",
+    )
     p.add_argument("--no-architecture", action="store_true", help="do not draw the model")
     p.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
     p.add_argument("--unsafe", action="store_true", help="allow unsafe deserialization (Lambda)")
@@ -162,6 +169,7 @@ def capture_config(args: argparse.Namespace) -> Config:
         unsafe=True if args.unsafe else None,
         direct_io=False if args.buffered_io else None,
         fsync=True if args.fsync else None,
+        keep_inputs=args.keep_inputs,
     )
     return cfgmod.override(
         cfg,
