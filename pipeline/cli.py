@@ -73,6 +73,13 @@ def _add_capture(sub: argparse._SubParsersAction, after: argparse.ArgumentParser
         "--limit", type=int, help="capture only the first N patterns (needed for endless datasets)"
     )
     _add_select(p)
+    p.add_argument(
+        "--keep-inputs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="store the model's inputs with the run; render draws them first (default: only "
+        "for image-folder patterns)",
+    )
     p.add_argument("--no-architecture", action="store_true", help="do not draw the model")
     p.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
     _add_unsafe(p)
@@ -191,6 +198,7 @@ def capture_config(args: argparse.Namespace) -> Config:
         unsafe=True if args.unsafe else None,
         direct_io=False if args.buffered_io else None,
         fsync=True if args.fsync else None,
+        keep_inputs=args.keep_inputs,
     )
     return select_config(cfg, args)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import types
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -66,6 +67,9 @@ class CaptureConfig:
     fsync: bool = False
     # Model input name -> key of the .npz archive that feeds it (several inputs).
     inputs: dict[str, str] = field(default_factory=dict)
+    # Store the model's inputs with the run (render draws them first); None: only when the
+    # patterns come from an image folder. Batch capture only.
+    keep_inputs: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,9 @@ def _coerce(section: str, key: str, value: Any, tp: Any) -> Any:
     """Check ``value`` against the annotated type ``tp``; return it in that type."""
     where = f"[{section}] {key}"
     origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):  # X | None: None is the default ("auto")
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _coerce(section, key, value, args[0])
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
@@ -208,6 +215,12 @@ def _validate(cfg: Config) -> Config:
     if r.workers < 0:
         raise ConfigError(f"[render] workers: expected >= 0, received {r.workers}")
     t = cfg.train
+    if t is not None and c.keep_inputs:
+        raise ConfigError(
+            "[capture] keep_inputs: training runs do not store their inputs yet; expected "
+            "false or unset with a [train] table, received true; drop --keep-inputs, or "
+            "capture the watched patterns in batch mode to keep them"
+        )
     if t is not None:
         if not t.dataset:
             raise ConfigError("[train] dataset: expected a dataset spec such as 'builtin:stripes'")

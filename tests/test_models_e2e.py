@@ -86,9 +86,12 @@ def test_two_input_cnn_images_plus_npy_then_render(tmp_path):
     assert np.allclose(stored, conv2, atol=1e-5)
     heads = model([image, meta])
     assert np.allclose(np.stack([run.get("score", i) for i in range(4)]), heads[1], atol=1e-5)
+    assert run.inputs == ["image", "meta"]  # an image folder feeds it: inputs kept by default
+    assert np.array_equal(np.stack([run.get_input("image", i) for i in range(4)]), image)
+    assert np.array_equal(np.stack([run.get_input("meta", i) for i in range(4)]), meta)
 
     assert main(["-q", "render", str(run_dir)]) == 0
-    _pages(run_dir, len(run.layers), 4)
+    _pages(run_dir, len(run.inputs) + len(run.layers), 4)  # the inputs' cells come first
 
 
 def test_two_input_npz_matched_by_input_name(tmp_path):
@@ -146,7 +149,8 @@ def test_one_input_cnn_image_folder_render(tmp_path):
     assert run.source(3) == "3_gradient.jpg"
     assert run.info["sources"]["names"][0] == "0_circle.png"
     assert main(["-q", "render", str(run_dir), "--max-channels", "4"]) == 0
-    _pages(run_dir, len(run.layers), 4)
+    assert run.inputs == ["image"]
+    _pages(run_dir, len(run.inputs) + len(run.layers), 4)
 
 
 @pytest.mark.parametrize("config", ["configs/cnn.toml", "configs/lstm.toml"])

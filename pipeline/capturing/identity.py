@@ -68,6 +68,9 @@ def layer_records(selected: Sequence[LayerInfo]) -> list[dict[str, Any]]:
     ]
 
 
+STORED_INPUTS = "stored_inputs"  # run.json's key for kept model inputs, and their part
+
+
 def fingerprint(parts: dict[str, Any]) -> str:
     """16 hex digits of SHA-256 over ``parts`` as sorted-key JSON."""
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
@@ -111,11 +114,14 @@ def describe_run(
     dtype: str,
     details: dict[str, Any],
     identity: dict[str, Any],
+    inputs: Sequence[dict[str, Any]] = (),
 ) -> RunDescription:
     """run.json of a capture of ``model`` over ``source`` into the layers ``selected``: what
     every run holds, then the mode's own ``details`` (which win over the common entries); the
     fingerprint hashes the layers, the pattern count and ``fmt``/``dtype``, then the mode's
-    own ``identity`` parts (which win likewise)."""
+    own ``identity`` parts (which win likewise). ``inputs``: the records of the model inputs
+    stored with the run (``kept_inputs``), hashed too; none leaves run.json and fingerprint
+    as runs without them always had them."""
     records = layer_records(selected)
     info: dict[str, Any] = {
         "mode": mode,
@@ -131,4 +137,6 @@ def describe_run(
         **details,
     }
     parts = {"layers": records, "count": source.count, "format": fmt, "dtype": dtype, **identity}
+    if inputs:
+        info[STORED_INPUTS] = parts[STORED_INPUTS] = [dict(r) for r in inputs]
     return RunDescription(info, parts)

@@ -16,9 +16,19 @@ from tqdm.auto import tqdm
 
 from ..config import CaptureConfig, Config
 from ..store import RUN_JSON, QueuedWriter, Run, RunWriter, open_run
+from ..store.naming import input_key
 from ..store.runinfo import read_run_json
 from .diagram import ensure_architecture
 from .identity import arrays_digest, describe_run, fingerprint, weights_digest
+from .kept_inputs import (
+    check_apart,
+    drop_inputs,
+    input_dtypes,
+    input_items,
+    input_records,
+    keeps_inputs,
+    resumes_without_inputs,
+)
 from .models import load_model
 from .patterns import PatternSource, array_source, limited, load_patterns
 from .pending import pending_batches
@@ -94,6 +104,8 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
     }
     if source.names is not None:  # image files: a renamed or added file is another run
         identity["sources"] = source.names
+    kept = input_records(model, c.dtype) if keeps_inputs(c.keep_inputs, source) else []
+    check_apart(kept, selected)
     run = describe_run(
         model,
         source,
@@ -111,8 +123,14 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
             "config": config.to_dict(),
         },
         identity=identity,
+        inputs=kept,
     )
     out = Path(c.out)
+    if c.keep_inputs is None and kept and not c.overwrite:  # unset: a run begun without
+        held = read_run_json(out / RUN_JSON, lenient=True)  # inputs resumes without them
+        if resumes_without_inputs(held, run, any_batch=not c.batch_size):
+            log.info("%s was begun without its inputs: resuming without them", out)
+            kept = drop_inputs(run)
     if not c.batch_size and not c.overwrite:  # chosen by budget: a run begun with another
         batch_size = resumed_batch_size(out, run.parts, batch_size)  # size resumes with its own
         run.info["batch_size"] = run.parts["batch"] = batch_size
@@ -128,8 +146,15 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
     with writer:
         if c.architecture:
             ensure_architecture(model, out)
-        _stream(model, selected, source, writer, batch_size, c.queue_size, quiet)
-    log.info("captured %d pattern(s) x %d layer(s) into %s", source.count, len(selected), out)
+        inputs = [input_key(rec["name"]) for rec in kept]
+        _stream(model, selected, source, writer, batch_size, c.queue_size, quiet, inputs)
+    log.info(
+        "captured %d pattern(s) x %d layer(s)%s into %s",
+        source.count,
+        len(selected),
+        f" and {len(kept)} input(s)" if kept else "",
+        out,
+    )
     return open_run(out)
 
 
@@ -155,12 +180,17 @@ def _stream(
     batch_size: int,
     queue_size: int,
     quiet: bool,
+    inputs: Sequence[str] = (),
 ) -> None:
-    todo = pending_batches(writer, [info.name for info in selected], None, source.count, batch_size)
+    """Capture the batches the run lacks: the ``selected`` layers' outputs and the model
+    inputs kept as ``inputs`` (their manifest names ``input:<name>``, in input order)."""
+    names = [info.name for info in selected] + list(inputs)
+    todo = pending_batches(writer, names, None, source.count, batch_size)
     if not todo:
         log.info("%s is complete already; nothing to capture", writer.root)
         return
     probe = Probe(model, selected)
+    dtypes = input_dtypes(model) if inputs else []
     queued = QueuedWriter(writer, maxsize=queue_size)
     bar = tqdm(
         total=source.count,
@@ -179,6 +209,8 @@ def _stream(
                 for info, out in zip(selected, outputs, strict=True)
                 if info.name in batch.missing
             ]
+            if inputs:
+                items += input_items(inputs, dtypes, patterns, batch.first, batch.missing)
             queued.submit(items, wait=False)
             del outputs, items  # the model's memory is free again once its batch is prepared
             if i + 1 < len(todo):  # load the next patterns while this batch is prepared

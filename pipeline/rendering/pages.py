@@ -1,5 +1,6 @@
-"""Per-pattern pages: every layer's cell of a pattern, cut into grid pages, each page drawn by
-the raster painter where it can draw it, else by matplotlib's ``PagePainter``.
+"""Per-pattern pages: a pattern's cells (its stored model inputs first, then every layer's),
+cut into grid pages, each page drawn by the raster painter where it can draw it, else by
+matplotlib's ``PagePainter`` (which draws an RGB input cell).
 
 Here, not in ``grids``, so imports run one way: this module → raster → grids.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 from ..store import Run
 from . import layout, raster
 from .grids import ChunkCache, DrawReport, GridOptions, PagePainter, layer_cell, page_title
+from .input_cells import input_cell, input_scales
 from .timeline import Timeline
 
 
@@ -29,15 +31,18 @@ def draw_patterns(
     """Write ``out/pattern-<i>/<page>.png`` for each pattern in ``patterns``."""
     report = DrawReport()
     layers = run.layers
+    inputs = run.input_records  # none in a run captured without --keep-inputs
+    scales = input_scales(run)
     names = (run.info.get("sources") or {}).get("names")  # image file names, when any
-    page_cells = layout.pages(len(layers), opts.rows, opts.cols)
+    page_cells = layout.pages(len(inputs) + len(layers), opts.rows, opts.cols)
     painters: list[PagePainter | None] = [None] * len(page_cells)  # for pages raster can't draw
     cache = ChunkCache(run)
     # A training run's record: "epoch 3", or "step 96 (epoch 3)" for a run keyed by steps.
     when = None if epoch is None else Timeline.from_run(run.info, run.metrics()).label(epoch)
     try:
         for p in patterns:
-            cells = [layer_cell(cache, name, p, epoch, opts, report) for name in layers]
+            cells = [input_cell(cache, rec, p, scales[rec.name], opts, report) for rec in inputs]
+            cells += [layer_cell(cache, name, p, epoch, opts, report) for name in layers]
             for page_index, idx in enumerate(page_cells):
                 name = names[p] if names else None
                 title = page_title(p, name, when, page_index, len(page_cells))

@@ -37,11 +37,20 @@ class Pending:
 def layer_folders(layers: Iterable[dict[str, Any]]) -> dict[str, str]:
     """Layer name -> its folder under ``data/<epoch>/``, from the run's layer records; a
     folder name that could leave the run is refused."""
-    folders = {rec["name"]: rec["dir"] for rec in layers}
+    return _safe({rec["name"]: rec["dir"] for rec in layers}, "layer")
+
+
+def input_folders(inputs: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Stored input key (``input:<name>``) -> its folder under ``data/inputs/<epoch>/``, from
+    the run's ``stored_inputs`` records; a folder name that could leave the run is refused."""
+    return _safe({naming.input_key(rec["name"]): rec["dir"] for rec in inputs}, "input")
+
+
+def _safe(folders: dict[str, str], what: str) -> dict[str, str]:
     for name, folder in folders.items():
         if not isinstance(folder, str) or not naming.is_safe_dir(folder):
             raise StoreError(
-                f"layer {name!r}: expected a plain layer folder name such as "
+                f"{what} {name!r}: expected a plain {what} folder name such as "
                 f"'003-dense', received {folder!r}; it must stay inside the run"
             )
     return folders
@@ -49,8 +58,9 @@ def layer_folders(layers: Iterable[dict[str, Any]]) -> dict[str, str]:
 
 class DataFiles:
     """Prepares and writes the data files of the run in ``root``, in format ``fmt``, floats
-    stored as ``dtype``. ``prepare`` and ``store`` are safe on several threads (distinct
-    files)."""
+    stored as ``dtype``: layers into ``folders`` (name -> folder), stored model inputs into
+    ``inputs`` (key ``input:<name>`` -> folder). ``prepare`` and ``store`` are safe on several
+    threads (distinct files)."""
 
     def __init__(
         self,
@@ -59,9 +69,11 @@ class DataFiles:
         fmt: str,
         dtype: np.dtype,
         files: FileWriter,
+        inputs: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.folders = folders
+        self.inputs = inputs or {}
         self.fmt = fmt
         self.dtype = dtype
         self.files = files
@@ -81,7 +93,10 @@ class DataFiles:
     def prepare(self, layer: str, epoch: int | None, first: int, arr: np.ndarray) -> Pending:
         """Start one data file: its name, header and buffer. Its element ranges are then
         filled with ``pending.encoded.run`` (on any threads), and ``store`` writes it."""
-        rel = naming.data_path(self.folders[layer], epoch, first, self.fmt)
+        if layer in self.inputs:
+            rel = naming.input_path(self.inputs[layer], epoch, first, self.fmt)
+        else:
+            rel = naming.data_path(self.folders[layer], epoch, first, self.fmt)
         return Pending(layer, epoch, int(first), rel, encode(self.fmt, arr, self.dtype, self.pool))
 
     def store(self, pending: Pending) -> ManifestEntry:

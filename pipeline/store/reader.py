@@ -15,7 +15,7 @@ import orjson
 from ..errors import DamagedDataError, NotInRunError, StoreError
 from . import codecs
 from .manifest import MANIFEST, METRICS, RUN_JSON, ManifestEntry, read_manifest
-from .runinfo import LayerRecord, read_run_json
+from .runinfo import InputRecord, LayerRecord, read_run_json
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,11 @@ class Run:
         self.format: str = self.info.get("format", "npy")
         self.layer_records = [LayerRecord.from_dict(d) for d in self.info.get("layers", [])]
         self._by_name = {rec.name: rec for rec in self.layer_records}
+        self.input_records = [
+            InputRecord.from_dict(d) for d in self.info.get("stored_inputs") or []
+        ]
+        self._inputs = {rec.name: rec for rec in self.input_records}
+        self._input_keys = {rec.key for rec in self.input_records}
         read = read_manifest(self.path / MANIFEST)
         self.bad_manifest_lines = read.bad_lines
         self.reload_entries(read.entries)
@@ -95,6 +100,13 @@ class Run:
     def layers(self) -> list[str]:
         """Selected layer names in model order."""
         return [rec.name for rec in self.layer_records]
+
+    @property
+    def inputs(self) -> list[str]:
+        """Names of the model inputs stored with the run (``--keep-inputs``), in the model's
+        input order; ``[]`` for a run without them. Not layers: read them with
+        ``get_input``/``iter_input_chunks`` (their manifest entries say ``input:<name>``)."""
+        return [rec.name for rec in self.input_records]
 
     @property
     def num_patterns(self) -> int:
@@ -141,6 +153,21 @@ class Run:
                 f"layer {name!r} is not in run {self.path}; expected one of: {', '.join(self.layers)}"
             ) from None
 
+    def input(self, name: str) -> InputRecord:
+        """The record of the stored model input ``name``."""
+        try:
+            return self._inputs[name]
+        except KeyError:
+            held = ", ".join(self.inputs) or "none (captured without --keep-inputs)"
+            raise NotInRunError(
+                f"input {name!r} is not stored in run {self.path}; stored inputs: {held}"
+            ) from None
+
+    def _known(self, key: str) -> None:
+        """``key`` names a layer or a stored input (``input:<name>``); else NotInRunError."""
+        if key not in self._input_keys:
+            self.layer(key)
+
     def _epoch(self, epoch: int | None) -> int | None:
         epochs = self.epochs
         if epoch is None:
@@ -150,8 +177,9 @@ class Run:
         return epoch
 
     def chunks(self, layer: str, epoch: int | None = None) -> list[ManifestEntry]:
-        """Manifest entries of one layer at one epoch, sorted by first pattern."""
-        self.layer(layer)
+        """Manifest entries of one layer (or stored input key ``input:<name>``) at one epoch,
+        sorted by first pattern."""
+        self._known(layer)
         return self._chunks.get((self._epoch(epoch), layer), [])
 
     def entry_for(self, layer: str, pattern: int, epoch: int | None = None) -> ManifestEntry:
@@ -206,7 +234,7 @@ class Run:
 
     def get(self, layer: str, pattern: int, epoch: int | None = None) -> np.ndarray:
         """One pattern's output of one layer (at ``epoch``; the last one when None)."""
-        self.layer(layer)
+        self._known(layer)
         entry = self.entry_for(layer, pattern, epoch)
         return np.array(self.load(entry)[pattern - entry.first])
 
@@ -214,6 +242,18 @@ class Run:
         """Yield ``(first_pattern_index, array)`` file by file, in pattern order."""
         for entry in self.chunks(layer, epoch):
             yield entry.first, self.load(entry)
+
+    def input_chunks(self, name: str) -> list[ManifestEntry]:
+        """Manifest entries of the stored model input ``name``, sorted by first pattern."""
+        return self.chunks(self.input(name).key)
+
+    def get_input(self, name: str, pattern: int) -> np.ndarray:
+        """One pattern of the stored model input ``name``: what the model was fed."""
+        return self.get(self.input(name).key, pattern)
+
+    def iter_input_chunks(self, name: str) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_pattern_index, array)`` of the stored input ``name``, file by file."""
+        yield from self.iter_chunks(self.input(name).key)
 
     def metrics(self) -> list[dict[str, Any]]:
         """Per-epoch training metrics (``metrics.jsonl``); a malformed line is skipped."""

@@ -24,6 +24,7 @@ from ..errors import StoreError
 from .codecs import FORMATS
 from .fields import is_int, refuse, short
 from .manifest import RUN_JSON, SCHEMA_VERSION
+from .naming import input_key
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,54 @@ class LayerRecord:
         if not isinstance(shape, list) or not all(v is None or is_int(v) for v in shape):
             raise _field(f"{where}.shape", "a list of non-negative ints or nulls", shape)
         return cls(d["index"], d["name"], d["class"], tuple(shape), d["dir"])
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """A model input stored with the run (``--keep-inputs``), as run.json's ``stored_inputs``
+    records it: its position among the model's inputs, name, per-pattern ``shape`` (None for a
+    free size), the dtype its files hold and its data folder under ``data/inputs/<epoch>/``."""
+
+    index: int
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+    dir: str
+
+    @property
+    def key(self) -> str:
+        """The name its manifest entries carry (``input:<name>``)."""
+        return input_key(self.name)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "stored_inputs[]") -> InputRecord:
+        if not isinstance(d, dict):
+            raise _field(where, "an input record object", d)
+        if not is_int(d.get("index")):
+            raise _field(f"{where}.index", "a non-negative int", d.get("index"))
+        for key in ("name", "dtype", "dir"):
+            if not isinstance(d.get(key), str):
+                raise _field(f"{where}.{key}", "a string", d.get(key))
+        shape = d.get("shape")
+        if not isinstance(shape, list) or not all(v is None or is_int(v) for v in shape):
+            raise _field(f"{where}.shape", "a list of non-negative ints or nulls", shape)
+        return cls(d["index"], d["name"], tuple(shape), d["dtype"], d["dir"])
+
+
+def _check_inputs(value: Any, info: dict[str, Any]) -> None:
+    if not isinstance(value, list):
+        raise _field("stored_inputs", "a list of input records", value)
+    records = [InputRecord.from_dict(d, f"stored_inputs[{i}]") for i, d in enumerate(value)]
+    keys = [rec.key for rec in records]
+    layers = info.get("layers")
+    names = (
+        {d.get("name") for d in layers if isinstance(d, dict)}
+        if isinstance(layers, list)
+        else set()
+    )
+    clash = sorted(set(keys) & names) or sorted({k for k in keys if keys.count(k) > 1})
+    if clash:
+        raise _field("stored_inputs", "input names unique and apart from the layer names", clash)
 
 
 def _check_layers(value: Any) -> None:
@@ -131,6 +180,7 @@ _NESTED: dict[str, Callable[[Any, dict[str, Any]], None]] = {
     "sources": _check_sources,
     "time": _check_time,
     "watch": _check_watch,
+    "stored_inputs": _check_inputs,
 }
 
 

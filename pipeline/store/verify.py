@@ -35,7 +35,7 @@ def check_run(run: Run) -> VerifyReport:
         report.manifest_problems.append(
             f"malformed manifest lines ignored: {run.bad_manifest_lines}"
         )
-    known = set(run.layers)
+    known = set(run.layers) | {rec.key for rec in run.input_records}
     for layer in sorted({e.layer for e in run.entries} - known):
         report.manifest_problems.append(f"manifest lists layer {layer!r}, which run.json lacks")
     report.notes.extend(incomplete_layers(run))
@@ -64,16 +64,18 @@ def check_run(run: Run) -> VerifyReport:
 
 
 def incomplete_layers(run: Run) -> list[str]:
-    """Batch-mode layers holding fewer patterns than the run's count (an interrupted capture)."""
+    """Batch-mode layers (and stored inputs) holding fewer patterns than the run's count (an
+    interrupted capture)."""
     if run.is_training or not run.num_patterns:
         return []
     out = []
-    for layer in run.layers:
-        held = sum(e.count for e in run.entries if e.layer == layer and e.epoch is None)
+    named = [(f"layer {name!r}", name) for name in run.layers]
+    named += [(f"input {rec.name!r}", rec.key) for rec in run.input_records]
+    for what, key in named:
+        held = sum(e.count for e in run.entries if e.layer == key and e.epoch is None)
         if held < run.num_patterns:
             out.append(
-                f"layer {layer!r} holds {held} of {run.num_patterns} patterns; rerun the "
-                "capture to resume"
+                f"{what} holds {held} of {run.num_patterns} patterns; rerun the capture to resume"
             )
     return out
 
@@ -102,17 +104,19 @@ def verify_run(path: str | Path) -> int:
 
 
 def info_table(run: Run) -> str:
-    """Summary of a run: header lines, then one row per layer (patterns at the last epoch,
-    files and bytes over all epochs)."""
+    """Summary of a run: header lines, then one row per layer and stored input (``input:x``;
+    patterns at the last epoch, files and bytes over all epochs)."""
     rows = [("layer", "class", "shape", "patterns", "files", "bytes")]
-    for rec in run.layer_records:
-        entries = [e for e in run.entries if e.layer == rec.name]
-        captured = sum(e.count for e in run.chunks(rec.name)) if run.epochs else 0
+    named = [(rec.name, rec.class_name, rec.shape) for rec in run.layer_records]
+    named += [(rec.key, "(model input)", rec.shape) for rec in run.input_records]
+    for key, class_name, shape in named:
+        entries = [e for e in run.entries if e.layer == key]
+        captured = sum(e.count for e in run.chunks(key)) if run.epochs else 0
         rows.append(
             (
-                rec.name,
-                rec.class_name,
-                str(tuple(rec.shape)),
+                key,
+                class_name,
+                str(tuple(shape)),
                 str(captured),
                 str(len(entries)),
                 f"{sum(e.bytes for e in entries):,}",

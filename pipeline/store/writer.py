@@ -17,7 +17,7 @@ import orjson
 
 from ..errors import StoreError
 from . import codecs
-from .data_files import DataFiles, layer_folders
+from .data_files import DataFiles, input_folders, layer_folders
 from .files import BufferPool, FileWriter
 from .lines import LineFile
 from .manifest import MANIFEST, METRICS, SCHEMA_VERSION, ManifestEntry
@@ -29,7 +29,8 @@ class RunWriter:
     """Owns one run directory while writing into it.
 
     ``info`` is the run description stored as ``run.json``; it must hold ``fingerprint`` (what
-    makes two captures the same run) and ``layers`` (records with ``name`` and ``dir``).
+    makes two captures the same run) and ``layers`` (records with ``name`` and ``dir``); with
+    ``stored_inputs`` (records likewise) the model inputs are written as ``input:<name>``.
     ``done`` holds the manifest entries of the files complete so far, by key.
     """
 
@@ -50,7 +51,14 @@ class RunWriter:
         self.fmt = fmt
         self.dtype = np.dtype(dtype)
         files = FileWriter(direct=direct_io, durable=durable)
-        self.data = DataFiles(self.root, layer_folders(self.info["layers"]), fmt, self.dtype, files)
+        self.data = DataFiles(
+            self.root,
+            layer_folders(self.info["layers"]),
+            fmt,
+            self.dtype,
+            files,
+            input_folders(self.info.get("stored_inputs") or []),
+        )
         self.folder = RunFolder(self.root, overwrite)
         self.manifest = LineFile(self.root / MANIFEST, durable)
         self.metrics = LineFile(self.root / METRICS, durable)

@@ -1,0 +1,97 @@
+"""Cells of the model inputs stored with a run (``--keep-inputs``): each pattern's first cells,
+one per model input, titled ``input <name> <shape>``, before the layers' cells.
+
+How an input is drawn (``rgb_scale``, pure): an (H, W, 3) input is a colour picture when its
+values lie in [0, 1] (floats, drawn as they are) or in [0, 255] (``uint8``, or floats above 1:
+divided by 255) over the whole run, decided once from its files' manifest min/max, so every
+pattern is scaled alike and no file is read for it. Any other input (an (H, W, 3) one with
+negative or larger values, normalized pictures for instance) is drawn through the colormap like
+a layer output, an (H, W, 1) one as its (H, W) map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import DamagedDataError, PassageError, RenderError
+from ..store import Run
+from ..store.runinfo import InputRecord
+from ..store.stats import merge_ranges
+from . import layout
+from .grids import Cell, ChunkCache, DrawReport, GridOptions
+
+
+def rgb_scale(
+    shape: Sequence[int | None], dtype: str, lo: float | None, hi: float | None
+) -> float | None:
+    """What to divide an input of per-pattern ``shape`` and stored ``dtype`` by to draw it as
+    an RGB picture in [0, 1], given the smallest and largest value of all its patterns
+    (``lo``, ``hi``); None: not a picture, draw it through the colormap."""
+    if len(shape) != 3 or shape[-1] != 3:
+        return None
+    if dtype == "uint8":
+        return 255.0
+    if lo is None or hi is None or lo < 0:
+        return None
+    if hi <= 1:
+        return 1.0
+    return 255.0 if hi <= 255 else None
+
+
+def input_scales(run: Run) -> dict[str, float | None]:
+    """``rgb_scale`` of each stored input of ``run``, by name (from the manifest alone)."""
+    scales = {}
+    for rec in run.input_records:
+        entries = run.input_chunks(rec.name)
+        lo, hi = merge_ranges((e.min for e in entries), (e.max for e in entries))
+        dtype = entries[0].dtype if entries else rec.dtype
+        scales[rec.name] = rgb_scale(rec.shape, dtype, lo, hi)
+    return scales
+
+
+def input_image(data: np.ndarray, scale: float | None, opts: GridOptions) -> np.ndarray:
+    """One pattern of an input as a cell image: RGB (H, W, 3) in [0, 1] with ``scale``, else a
+    2-D map for the colormap ((H, W, 1) as (H, W); other shapes as layer outputs are)."""
+    if scale is not None:
+        return np.clip(np.asarray(data, np.float32) / np.float32(scale), 0.0, 1.0)
+    arr = np.asarray(data, np.float32)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        return arr[..., 0]
+    return layout.to_image(arr, opts.vector, opts.max_channels)
+
+
+def input_cell(
+    cache: ChunkCache,
+    rec: InputRecord,
+    pattern: int,
+    scale: float | None,
+    opts: GridOptions,
+    report: DrawReport | None = None,
+) -> Cell:
+    """The cell of one stored input for one pattern; a damaged file becomes a marked cell
+    (recorded in ``report``), or, with ``opts.strict``, a RenderError."""
+    name = f"input {rec.name}"
+    try:
+        data = cache.get(rec.key, pattern, None)
+    except PassageError as exc:
+        if opts.strict:
+            raise RenderError(
+                f"pattern {pattern}, input {rec.name!r}: {exc} (--strict stops at the first "
+                "problem)"
+            ) from exc
+        reason = exc.reason if isinstance(exc, DamagedDataError) else "not captured"
+        if report is not None:
+            where = f" ({exc.path})" if isinstance(exc, DamagedDataError) else ""
+            report.problems.append(f"pattern {pattern}, input {rec.name!r}: {reason}{where}")
+            if isinstance(exc, DamagedDataError):
+                report.damaged.setdefault(exc.path, str(exc))
+        return Cell(layout.cell_title(name, rec.shape), problem=reason)
+    shape = data.shape
+    image = input_image(data, scale, opts)
+    if scale is not None:
+        return Cell(layout.cell_title(name, shape), image=image, vmin=0.0, vmax=1.0)
+    one_map = len(shape) == 3 and shape[-1] == 1  # drawn as its (H, W) map, not a mosaic
+    labels = () if one_map else tuple(layout.channel_labels(shape, opts.max_channels))
+    return Cell(layout.cell_title(name, shape, opts.max_channels), image=image, labels=labels)
