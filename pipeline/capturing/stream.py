@@ -113,6 +113,13 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         identity=identity,
     )
     out = Path(c.out)
+    probe = None
+    if c.overwrite or not (out / RUN_JSON).exists():
+        # Built and tried on one pattern before the run folder is claimed: a model Keras
+        # cannot run stops here (ModelRunError) and leaves no half-written run behind. A run
+        # being resumed ran already; its probe is built only if something is left to do.
+        probe = Probe(model, selected)
+        probe(source.batch(0, 1))
     if not c.batch_size and not c.overwrite:  # chosen by budget: a run begun with another
         batch_size = resumed_batch_size(out, run.parts, batch_size)  # size resumes with its own
         run.info["batch_size"] = run.parts["batch"] = batch_size
@@ -128,7 +135,7 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
     with writer:
         if c.architecture:
             ensure_architecture(model, out)
-        _stream(model, selected, source, writer, batch_size, c.queue_size, quiet)
+        _stream(model, probe, selected, source, writer, batch_size, c.queue_size, quiet)
     log.info("captured %d pattern(s) x %d layer(s) into %s", source.count, len(selected), out)
     return open_run(out)
 
@@ -149,6 +156,7 @@ def resumed_batch_size(out: Path, parts: dict[str, Any], chosen: int) -> int:
 
 def _stream(
     model: Any,
+    probe: Probe | None,
     selected: Sequence[LayerInfo],
     source: PatternSource,
     writer: RunWriter,
@@ -160,7 +168,7 @@ def _stream(
     if not todo:
         log.info("%s is complete already; nothing to capture", writer.root)
         return
-    probe = Probe(model, selected)
+    probe = probe or Probe(model, selected)
     queued = QueuedWriter(writer, maxsize=queue_size)
     bar = tqdm(
         total=source.count,
