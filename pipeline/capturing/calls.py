@@ -7,8 +7,8 @@ A call is captured when its output is one tensor of the traced forward pass with
 axis first. Left out, with an info line: several outputs (an RNN cell's ``(h, [h, c])``), an
 output inside a loop or branch of its caller (an RNN's cell inside its ``while`` loop), and an
 output without the batch axis first (a layer inside ``TimeDistributed`` runs on batch x time
-rows): the listing trace runs on ``LIST_BATCH`` patterns, and an output whose first axis is not
-that size is not one row per pattern.
+rows): the listing trace runs on ``LIST_BATCH`` patterns (or the batch size a model's input
+declares), and an output whose first axis is not that size is not one row per pattern.
 """
 
 from __future__ import annotations
@@ -88,11 +88,13 @@ def model_runs(model: Any, tracer: Tracer) -> Iterator[None]:
         ) from exc
 
 
-def trace_calls(model: Any, tracer: Tracer) -> Any:
-    """One symbolic trace of ``model`` on ``LIST_BATCH`` patterns with its layer calls
-    recorded into ``tracer`` (nothing is computed). Returns the trace's graph."""
+def trace_calls(model: Any, tracer: Tracer) -> tuple[Any, int]:
+    """One symbolic trace of ``model`` with its layer calls recorded into ``tracer`` (nothing
+    is computed). Returns the trace's graph and its batch size."""
     _, tf = keras_and_tf()
-    specs = [tf.TensorSpec((LIST_BATCH, *i.shape), i.dtype) for i in describe_inputs(model)]
+    inputs = describe_inputs(model)
+    batch = next((i.batch for i in inputs if i.batch is not None), LIST_BATCH)
+    specs = [tf.TensorSpec((batch, *i.shape), i.dtype) for i in inputs]
     graphs = []
 
     def trace(*xs: Any) -> None:
@@ -102,13 +104,15 @@ def trace_calls(model: Any, tracer: Tracer) -> Any:
 
     with model_runs(model, tracer):
         tf.function(trace, autograph=False).get_concrete_function(*specs)
-    return graphs[0]
+    return graphs[0], batch
 
 
-def call_infos(calls: Sequence[Call], graph: Any, first_index: int) -> list[LayerInfo]:
+def call_infos(calls: Sequence[Call], graph: Any, batch: int, first_index: int) -> list[LayerInfo]:
+    """The capturable ``calls`` (made in ``graph`` on ``batch`` patterns), numbered from
+    ``first_index`` in call order."""
     infos = []
     for i, call in enumerate(c for c in calls if not c.shown):
-        reason = refusal(call.output, graph, LIST_BATCH)
+        reason = refusal(call.output, graph, batch)
         if reason:
             log.info("layer %s %s; it is skipped", call.path, reason)
             continue

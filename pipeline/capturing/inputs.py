@@ -26,6 +26,7 @@ class ModelInput:
     name: str
     shape: tuple[int | None, ...]  # per pattern (no batch axis)
     dtype: np.dtype
+    batch: int | None = None  # a batch size the model's input declares (rare)
 
 
 def is_graph_model(layer: Any) -> bool:
@@ -61,6 +62,13 @@ def _built_shapes(model: Any) -> tuple[str, list[str], list[tuple[int | None, ..
     """(structure, names, full shapes) a subclassed model was built with."""
     config = model.get_build_config() if model.built else None
     shape = (config or {}).get("input_shape")
+    if shape is None and model.built:
+        raise SpecError(
+            f"model {model.name!r} is a subclassed model whose input shape Keras did not record "
+            "(get_build_config() is empty: its call could not run on symbolic tensors, e.g. "
+            "Python `if` on tensor values); Passage runs models under tf.function, so make "
+            "its call traceable (keras.ops.cond / ops.where) and call it once on data"
+        )
     if shape is None:
         raise SpecError(
             f"model {model.name!r} is a subclassed model that was never called; call it once "
@@ -86,7 +94,10 @@ def describe_inputs(model: Any) -> list[ModelInput]:
     if is_graph_model(model):
         return [
             ModelInput(
-                str(getattr(t, "name", "") or f"input_{i}"), tuple(t.shape[1:]), np.dtype(t.dtype)
+                str(getattr(t, "name", "") or f"input_{i}"),
+                tuple(t.shape[1:]),
+                np.dtype(t.dtype),
+                t.shape[0],
             )
             for i, t in enumerate(model_inputs(model))
         ]

@@ -80,17 +80,17 @@ def _owner(path: str, blocks: Sequence[str]) -> str | None:
 def layer_infos(model: Any) -> list[LayerInfo]:
     """Every capturable layer of ``model`` in model order (see the module docstring)."""
     if not is_graph_model(model):
-        graph = trace_calls(model, tracer := Tracer())
-        return call_infos(tracer.calls, graph, 0)
+        graph, batch = trace_calls(model, tracer := Tracer())
+        return call_infos(tracer.calls, graph, batch, 0)
     entries, next_index = graph_entries(model)
     blocks = [e for e in entries if not is_graph_model(e.layer) and holds_layers(e.layer)]
     if not blocks:
         return [e.info for e in entries]
     tracer = Tracer(anchors=anchors_of(entries), containers=graph_containers(entries))
-    graph = trace_calls(model, tracer)
+    graph, batch = trace_calls(model, tracer)
     inner: dict[str | None, list[LayerInfo]] = {}
     names = [b.info.name for b in blocks]
-    for info in call_infos(tracer.calls, graph, next_index):
+    for info in call_infos(tracer.calls, graph, batch, next_index):
         inner.setdefault(_owner(info.name, names), []).append(info)
     listed: list[LayerInfo] = []
     for e in entries:
