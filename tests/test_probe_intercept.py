@@ -161,6 +161,23 @@ def test_functional_model_custom_blocks_inside_captured_top_level_unchanged(tmp_
         np.testing.assert_allclose(stored, value, err_msg=name, **TIGHT)
 
 
+def test_nested_functional_model_after_another_layer(tmp_path):
+    """Its inner layers come from the graph rebuild (a clone onto fresh inputs, run on the
+    outer tensor): cloned onto the intermediate tensor itself, Keras left it unconnected."""
+    inner_in = keras.Input((4,))
+    sub = keras.Model(inner_in, L.Dense(3, name="plain", kernel_initializer=_init(40))(inner_in))
+    x = keras.Input((2,), name="x")
+    h = sub(L.Dense(4, name="pre", kernel_initializer=_init(41))(x))
+    model = keras.Model(x, h, name="outer")
+    data = np.random.default_rng(4).random((3, 2), dtype=np.float32)
+    run = capture_model(
+        model, _config(tmp_path, include=(f"{sub.name}/*",)), patterns=[data], quiet=True
+    )
+    assert run.layers == [f"{sub.name}/plain"]
+    stored = np.stack([run.get(run.layers[0], i) for i in range(3)])
+    np.testing.assert_allclose(stored, model(data), **TIGHT)
+
+
 def test_multi_head_attention_sublayers_are_listed_and_captured():
     x_in = keras.Input((5, 8), name="seq")
     mha = L.MultiHeadAttention(2, 4, name="mha", kernel_initializer=_init(20))
