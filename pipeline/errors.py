@@ -22,6 +22,10 @@ class SpecError(PassageError, ValueError):
     """A model, pattern or dataset spec cannot be understood."""
 
 
+class ModelRunError(SpecError):
+    """Keras cannot run the model: a layer's call raises while the probe is traced or run."""
+
+
 class ModelLoadError(PassageError, OSError):
     """A model file is missing, unreadable, or needs unsafe deserialization."""
 

@@ -12,7 +12,7 @@ from pipeline.capturing.builtin_models import builtin_model  # noqa: E402
 from pipeline.capturing.probe import Probe, layer_infos, rebuild_graph  # noqa: E402
 from pipeline.capturing.selection import select_layers  # noqa: E402
 from pipeline.config import CaptureConfig, Config, SelectConfig  # noqa: E402
-from pipeline.errors import SelectionError, SpecError  # noqa: E402
+from pipeline.errors import SelectionError  # noqa: E402
 
 L = keras.layers
 
@@ -213,22 +213,26 @@ def test_select_nested_by_glob_and_class():
         select_layers(infos, SelectConfig(rule="seed"))
 
 
-def test_subclassed_model_nested_layer_is_a_clear_error():
+def test_subclassed_model_holding_a_sequential_is_captured():
     class Sub(keras.Model):
         def __init__(self):
             super().__init__(name="sub")
-            self.inner = keras.Sequential([L.Dense(2, name="d")], name="inner")
+            self.inner = keras.Sequential(
+                [L.Dense(2, name="d", kernel_initializer=_init(7))], name="inner"
+            )
 
         def call(self, x):
             return self.inner(x)
 
     model = Sub()
-    model(np.zeros((1, 3), np.float32))
+    x = np.random.default_rng(7).random((3, 3), dtype=np.float32)
+    model(x)
     infos = layer_infos(model)
-    assert [i.name for i in infos] == ["inner/d"]
-    # Called on data, so not 'no defined inputs': the layer is out of reach, and why.
-    with pytest.raises(SpecError, match="'sub' is a subclassed model; layers inside its sub-mod"):
-        Probe(model, infos)
+    # Once refused (subclassed models were out of reach); now their calls are intercepted.
+    assert [i.name for i in infos] == ["inner/d", "inner"]
+    outs = Probe(model, infos)([x])
+    np.testing.assert_allclose(outs[0], model.inner.get_layer("d")(x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(outs[1], model(x), rtol=1e-6, atol=1e-6)
 
 
 def test_free_size_backbone_gets_outer_shapes():

@@ -19,8 +19,8 @@ from ..errors import SpecError
 from ..store.naming import input_key, layer_dir
 from ..store.prepare import stored_dtype
 from .identity import STORED_INPUTS, RunDescription, fingerprint
+from .inputs import describe_inputs
 from .patterns import PatternSource
-from .probe import input_names, model_inputs
 from .selection import LayerInfo
 
 
@@ -34,13 +34,14 @@ def keeps_inputs(setting: bool | None, source: PatternSource) -> bool:
 
 def input_dtypes(model: Any) -> list[np.dtype]:
     """The dtype of each model input: what the forward pass is fed."""
-    return [np.dtype(t.dtype) for t in model_inputs(model)]
+    return [i.dtype for i in describe_inputs(model)]
 
 
 def input_records(model: Any, store_dtype: str) -> list[dict[str, Any]]:
     """run.json's ``stored_inputs``: position, name, per-pattern shape, stored dtype (floats
     as ``store_dtype``) and data folder of each model input."""
-    names = input_names(model)
+    described = describe_inputs(model)
+    names = [i.name for i in described]
     if len(set(names)) != len(names):
         raise SpecError(
             f"model {model.name!r} has model inputs with the same name ({names}); expected "
@@ -51,14 +52,12 @@ def input_records(model: Any, store_dtype: str) -> list[dict[str, Any]]:
     return [
         {
             "index": i,
-            "name": name,
-            "shape": list(t.shape[1:]),
-            "dtype": stored_dtype(np.empty(0, dtype), empty).name,
-            "dir": layer_dir(i, name),
+            "name": put.name,
+            "shape": list(put.shape),
+            "dtype": stored_dtype(np.empty(0, put.dtype), empty).name,
+            "dir": layer_dir(i, put.name),
         }
-        for i, (name, t, dtype) in enumerate(
-            zip(names, model_inputs(model), input_dtypes(model), strict=True)
-        )
+        for i, put in enumerate(described)
     ]
 
 

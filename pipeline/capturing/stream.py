@@ -131,6 +131,13 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         if resumes_without_inputs(held, run, any_batch=not c.batch_size):
             log.info("%s was begun without its inputs: resuming without them", out)
             kept = drop_inputs(run)
+    probe = None
+    if c.overwrite or not (out / RUN_JSON).exists():
+        # Built and tried on one pattern before the run folder is claimed: a model Keras
+        # cannot run stops here (ModelRunError) and leaves no half-written run behind. A run
+        # being resumed ran already; its probe is built only if something is left to do.
+        probe = Probe(model, selected)
+        probe(source.batch(0, 1))
     if not c.batch_size and not c.overwrite:  # chosen by budget: a run begun with another
         batch_size = resumed_batch_size(out, run.parts, batch_size)  # size resumes with its own
         run.info["batch_size"] = run.parts["batch"] = batch_size
@@ -147,7 +154,7 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         if c.architecture:
             ensure_architecture(model, out)
         inputs = [input_key(rec["name"]) for rec in kept]
-        _stream(model, selected, source, writer, batch_size, c.queue_size, quiet, inputs)
+        _stream(model, probe, selected, source, writer, batch_size, c.queue_size, quiet, inputs)
     log.info(
         "captured %d pattern(s) x %d layer(s)%s into %s",
         source.count,
@@ -174,6 +181,7 @@ def resumed_batch_size(out: Path, parts: dict[str, Any], chosen: int) -> int:
 
 def _stream(
     model: Any,
+    probe: Probe | None,
     selected: Sequence[LayerInfo],
     source: PatternSource,
     writer: RunWriter,
@@ -189,7 +197,7 @@ def _stream(
     if not todo:
         log.info("%s is complete already; nothing to capture", writer.root)
         return
-    probe = Probe(model, selected)
+    probe = probe or Probe(model, selected)
     dtypes = input_dtypes(model) if inputs else []
     queued = QueuedWriter(writer, maxsize=queue_size)
     bar = tqdm(
