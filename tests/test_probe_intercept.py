@@ -311,3 +311,25 @@ def test_capture_callback_on_a_subclassed_model(tmp_path):
     for name in ("block#2/mix", "shared#2", "head"):
         stored = np.stack([run.get(name, i, epoch=last) for i in range(3)])
         np.testing.assert_allclose(stored, expected[name], err_msg=name, rtol=1e-5, atol=1e-6)
+
+
+def test_functional_shared_layer_is_stored_once_per_call(tmp_path):
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    shared = L.Dense(4, name="shared", kernel_initializer=_init(7))
+    x, y = shared(a), shared(b)
+    z = L.Add(name="sum")([x, shared(L.ReLU(name="relu")(x)), y])
+    model = keras.Model([a, b], z)
+    rng = np.random.default_rng(1)
+    xa, xb = rng.random((5, 4), dtype=np.float32), rng.random((5, 4), dtype=np.float32)
+    run = capture_model(model, _config(tmp_path), patterns=[xa, xb], quiet=True)
+    assert set(run.layers) == {"shared", "shared#2", "shared#3", "relu", "sum"}
+    calls = [shared(xa), shared(xb), shared(np.maximum(shared(xa), 0))]
+    by_call = {}
+    for name in ("shared", "shared#2", "shared#3"):
+        stored = np.stack([run.get(name, i) for i in range(5)])
+        by_call[name] = next(k for k, c in enumerate(calls) if np.allclose(stored, c, **TIGHT))
+    assert sorted(by_call.values()) == [0, 1, 2]  # every call stored once, none twice
+    assert by_call["shared"] == 0  # the first call keeps the plain name
+    np.testing.assert_allclose(
+        np.stack([run.get("sum", i) for i in range(5)]), model([xa, xb]), **TIGHT
+    )

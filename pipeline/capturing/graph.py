@@ -8,8 +8,11 @@ graph with public API only: ``keras.models.clone_model`` with an identity ``clon
 (the very same layer objects, so weights are shared, nothing is copied) and a
 ``call_function`` that recurses into each sub-model instead of calling it as one layer, and
 records every layer's first output tensor by path (a sub-model's graph is cloned onto fresh
-inputs and run on the outer tensor as one model over its layers' outputs). A layer called
-several times in a graph is listed at its first call.
+inputs and run on the outer tensor as one model over its layers' outputs).
+
+Shared layers. A layer the top-level graph calls several times is listed once per call:
+``name``, ``name#2``, ``name#3`` (each later call's tensor is that call node's output, in the
+same graph). Inside a nested sub-model a shared layer is listed at its first call only.
 """
 
 from __future__ import annotations
@@ -70,12 +73,44 @@ def _walk(model: Any, prefix: str, nested: bool, counter: list[int], out: list[G
         out.append(GraphEntry(info, layer, tensor, nested))
 
 
+def _later_calls(model: Any, layer: Any) -> list[Any]:
+    """The output tensors of ``layer``'s second, third... call in ``model``'s own graph."""
+    by_depth = getattr(model, "_nodes_by_depth", None) or {}
+    in_graph = {id(node) for nodes in by_depth.values() for node in nodes}
+    calls = [n for n in getattr(layer, "_inbound_nodes", [])[1:] if id(n) in in_graph]
+    return [n.output_tensors for n in calls]
+
+
+def _with_later_calls(model: Any, found: list[GraphEntry], counter: list[int]) -> list[GraphEntry]:
+    """``found`` with an entry ``name#k`` after each top-level layer the graph calls again
+    (numbered after every graph layer, so that existing runs keep their folder names)."""
+    keras, _ = keras_and_tf()
+    if isinstance(model, keras.Sequential):
+        return found
+    out: list[GraphEntry] = []
+    for e in found:
+        out.append(e)
+        if e.nested or e.info.is_input or is_graph_model(e.layer):
+            continue
+        for call, tensors in enumerate(_later_calls(model, e.layer), start=2):
+            name = f"{e.info.name}#{call}"
+            if len(tensors) != 1:
+                log.info("layer %s has several outputs; it is skipped", name)
+                continue
+            shape = tuple(tensors[0].shape[1:])
+            info = replace(e.info, index=counter[0], name=name, shape=shape)
+            counter[0] += 1
+            out.append(GraphEntry(info, e.layer, tensors[0], False))
+    return out
+
+
 def graph_entries(model: Any) -> tuple[list[GraphEntry], int]:
     """Every layer the graph of ``model`` (functional or Sequential) shows, in model order,
     and the next free index."""
     found: list[GraphEntry] = []
     counter = [0]
     _walk(model, "", False, counter, found)
+    found = _with_later_calls(model, found, counter)
     has_sub_models = any(e.nested for e in found)
     if has_sub_models and any(None in e.info.shape for e in found):
         # A sub-model declared with free sizes (e.g. Input((None, None, 3))) and called on a
