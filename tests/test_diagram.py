@@ -8,7 +8,12 @@ import pytest
 from PIL import Image
 
 from pipeline.capturing import diagram
-from pipeline.capturing.diagram import chosen_drawer, draw_architecture, summary_text
+from pipeline.capturing.diagram import (
+    chosen_drawer,
+    draw_architecture,
+    ensure_architecture,
+    summary_text,
+)
 from pipeline.capturing.diagram_draw import BOX_COLORS, FRAME_COLORS
 from pipeline.capturing.diagram_layout import Box, Diagram, layout, page_ranges
 from pipeline.capturing.diagram_text import CHAR_W, DPI, FONT, FONT_PT, node_lines, text_size, wrap
@@ -329,3 +334,12 @@ def test_mobilenet_v2_diagram_is_readable(keras, tmp_path):
         assert 250 <= width <= 1200 and height <= diagram.MAX_PAGE_PX, (page.name, img.size)
         assert page.stat().st_size < 3_000_000
     assert total >= 40 * len(model.layers)  # each box at least 40 px tall: text at full size
+
+
+def test_a_resumed_capture_keeps_its_picture_and_completes_a_summary_only_run(tmp_path, seed_model):
+    (tmp_path / "model.txt").write_text("a summary cut at 80 columns by an older version\n")
+    assert ensure_architecture(seed_model, tmp_path) == tmp_path / "model.png"
+    assert "Param #" in (tmp_path / "model.txt").read_text(encoding="utf-8")
+    (tmp_path / "model.png").write_bytes(b"kept")  # already there: not drawn again
+    assert ensure_architecture(seed_model, tmp_path) == tmp_path / "model.png"
+    assert (tmp_path / "model.png").read_bytes() == b"kept"

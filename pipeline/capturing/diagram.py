@@ -164,9 +164,8 @@ def draw_architecture(model: Any, run_dir: Path, drawer: str | None = None) -> P
 
 
 def ensure_architecture(model: Any, run_dir: Path) -> Path:
-    """The run's architecture drawing: the one it holds already (a resumed capture), else the
-    one ``draw_architecture`` writes now."""
-    for name in (PICTURE, SUMMARY):
-        if (run_dir / name).exists():
-            return run_dir / name
+    """The run's ``model.png``: the one it holds already (a resumed capture), else the one
+    ``draw_architecture`` draws now (also for a run that holds only a summary)."""
+    if (run_dir / PICTURE).exists():
+        return run_dir / PICTURE
     return draw_architecture(model, run_dir)
