@@ -154,6 +154,24 @@ def test_a_layer_called_twice_and_a_recurrent_cell(keras):
     assert node_lines(cells[0])[0][-1].endswith(f"x{cells[0].calls} calls")
 
 
+def test_free_sizes_and_names_tensorflow_refuses(keras):
+    # A free input size: traced symbolically, the sizes stay free ("?" in the picture).
+    x = keras.Input((None, None, 3), name="img")
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(
+        keras.layers.Conv2D(4, 3, name="conv")(x)
+    )
+    graph = model_graph(keras.Model(x, pooled))
+    assert graph.note == "" and graph.edges == (("img", "conv"), ("conv", "gap"))
+    assert [n.shapes for n in graph.nodes] == [((None, None, 3),), ((None, None, 4),), ((4,),)]
+    assert "Conv2D (?, ?, 4)" in node_lines(graph.nodes[1])[0]
+    # Names with a space or an accent (tf.function refuses them as scope names): the eager
+    # pass draws them under their own names.
+    x = keras.Input((4,), name="in put")
+    out = keras.layers.Dense(2, name="médian")(keras.layers.Dense(3, name="wide one")(x))
+    graph = model_graph(keras.Model(x, out))
+    assert graph.note == "" and graph.edges == (("in put", "wide one"), ("wide one", "médian"))
+
+
 def test_the_trace_leaves_keras_as_it_was_even_when_the_model_fails(keras):
     layer_call, op_call = keras.Layer.__call__, keras.Operation.__call__
 
