@@ -190,7 +190,7 @@ def test_the_trace_leaves_keras_as_it_was_even_when_the_model_fails(keras):
     assert model_graph(branchy_model(keras)).note == ""  # and the next trace works
 
 
-def test_subclassed_model_is_a_chain_that_says_so(keras):
+def test_subclassed_model_is_a_chain_that_says_so(keras, tmp_path):
     class Net(keras.Model):
         def __init__(self):
             super().__init__(name="net")
@@ -207,6 +207,19 @@ def test_subclassed_model_is_a_chain_that_says_so(keras):
     assert graph.edges == (("hidden", "out"),)
     assert "subclassed model" in graph.note and "chain" in graph.note
     assert any("subclassed" in line for line in layout(graph).header)
+    (tmp_path / "built").mkdir()
+    assert draw_architecture(net, tmp_path / "built", drawer="matplotlib") is not None
+    assert (tmp_path / "built" / "model.png").is_file()
+    # Never called: no shapes anywhere, the chain is still drawn and summarized.
+    unbuilt = Net()
+    (tmp_path / "unbuilt").mkdir()
+    assert draw_architecture(unbuilt, tmp_path / "unbuilt", drawer="matplotlib") is not None
+    assert sorted(p.name for p in (tmp_path / "unbuilt").iterdir()) == ["model.png", "model.txt"]
+    assert "(unbuilt)" in (tmp_path / "unbuilt" / "model.txt").read_text(encoding="utf-8")
+    assert [node_lines(n)[0] for n in model_graph(unbuilt).nodes] == [
+        ("hidden", "Dense"),
+        ("out", "Dense"),
+    ]
 
 
 def test_text_fits_its_box_as_matplotlib_draws_it():

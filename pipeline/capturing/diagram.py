@@ -134,18 +134,30 @@ def _clear(run_dir: Path) -> None:
         old.unlink(missing_ok=True)
 
 
-def draw_architecture(model: Any, run_dir: Path, drawer: str | None = None) -> Path:
+def _write_summary(model: Any, txt: Path) -> bool:
+    try:
+        text = summary_text(model)
+    except Exception as exc:  # Keras cannot summarize it (a subclassed model never built, ...)
+        txt.unlink(missing_ok=True)
+        log.warning("the model summary failed (%s); the run gets no %s", exc, txt.name)
+        return False
+    tmp = txt.with_name("model.tmp.txt")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(txt)
+    return True
+
+
+def draw_architecture(model: Any, run_dir: Path, drawer: str | None = None) -> Path | None:
     """Write ``model.png`` (and its continuation pages, if any) and ``model.txt`` into
-    ``run_dir``; return the picture's path, or the summary's when no picture could be drawn."""
+    ``run_dir``; return the picture's path, else the summary's, else None (neither could be
+    made: the capture goes on without them)."""
     choice = chosen_drawer(drawer)
     if choice == "matplotlib" and not (drawer or os.environ.get(DRAWER_ENV)):
         log.info("Graphviz not found: drawing model.png with matplotlib (for Keras' own "
                  "plot_model drawing, %s)", GRAPHVIZ_HINT)  # fmt: skip
     txt = run_dir / SUMMARY
     _clear(run_dir)
-    tmp_txt = run_dir / "model.tmp.txt"
-    tmp_txt.write_text(summary_text(model), encoding="utf-8")
-    tmp_txt.replace(txt)
+    summarized = _write_summary(model, txt)
     if choice == "graphviz":
         try:
             _draw_with_graphviz(model, run_dir)
@@ -156,14 +168,14 @@ def draw_architecture(model: Any, run_dir: Path, drawer: str | None = None) -> P
         pages = _draw_with_matplotlib(model, run_dir)
     except Exception as exc:  # a model whose diagram cannot be drawn still gets captured
         _clear(run_dir)
-        log.warning("the architecture diagram failed (%s); see %s for the summary", exc, txt)
-        return txt
+        log.warning("the architecture diagram failed (%s); model.png was not drawn", exc)
+        return txt if summarized else None
     if pages > 1:
         log.info("the architecture diagram continues on %d more pages", pages - 1)
     return run_dir / PICTURE
 
 
-def ensure_architecture(model: Any, run_dir: Path) -> Path:
+def ensure_architecture(model: Any, run_dir: Path) -> Path | None:
     """The run's ``model.png``: the one it holds already (a resumed capture), else the one
     ``draw_architecture`` draws now (also for a run that holds only a summary)."""
     if (run_dir / PICTURE).exists():
