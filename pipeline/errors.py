@@ -72,8 +72,3 @@ class DiskFullError(StoreError):
 
 class RenderError(PassageError, RuntimeError):
     """Rendering could not draw what was asked."""
-
-
-# How to get model.png instead of model.txt: said by capture (which draws the architecture) and
-# by render (which places it); here because neither stage may import the other.
-GRAPHVIZ_HINT = "install Graphviz (apt-get install graphviz) and pydot"

@@ -9,7 +9,7 @@ from PIL import Image
 
 def assert_model_png(folder: Path, model: object, tmp: Path) -> None:
     """``folder/model.png`` is Keras' own drawing of ``model`` (Graphviz and pydot installed: CI
-    installs them), and no ``model.txt`` fallback sits beside it."""
+    installs them), with the model summary (every column) beside it in ``model.txt``."""
     import keras
 
     from pipeline.capturing.diagram import graphviz_available
@@ -17,7 +17,8 @@ def assert_model_png(folder: Path, model: object, tmp: Path) -> None:
     assert graphviz_available(), "these tests need pydot and Graphviz's `dot` on the PATH"
     png = folder / "model.png"
     assert png.is_file(), f"no model.png in {folder}: {sorted(p.name for p in folder.iterdir())}"
-    assert not (folder / "model.txt").exists()
+    summary = (folder / "model.txt").read_text(encoding="utf-8")
+    assert "Param #" in summary and all(layer.name in summary for layer in model.layers)  # type: ignore[attr-defined]
     assert png.stat().st_size > 0
     with Image.open(png) as img:
         assert img.format == "PNG"

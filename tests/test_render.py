@@ -110,22 +110,42 @@ def test_architecture_png_with_graphviz(tmp_path, seed_model):
     run = capture_model(seed_model, cfg, quiet=True)
     assert_model_png(run.path, seed_model, tmp_path)
     render(run, tmp_path / "ra", quiet=True)
-    assert not (tmp_path / "ra" / "model.txt").exists()
-    assert (tmp_path / "ra" / "model.png").read_bytes() == (run.path / "model.png").read_bytes()
+    for name in ("model.png", "model.txt"):
+        assert (tmp_path / "ra" / name).read_bytes() == (run.path / name).read_bytes()
 
 
-def test_architecture_text_without_graphviz(tmp_path, seed_model, monkeypatch):
-    # Without Graphviz's `dot` on the PATH, the model summary is written instead.
+def test_architecture_png_without_graphviz(tmp_path, seed_model, monkeypatch):
+    # Without Graphviz's `dot` on the PATH, matplotlib draws model.png (a page of its own
+    # palette, not Keras' plot_model picture); the summary is beside it either way.
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     cfg = Config(capture=CaptureConfig(out=str(tmp_path / "b"), patterns="random:1"))
     run = capture_model(seed_model, cfg, quiet=True)
-    assert not (run.path / "model.png").exists()
     render(run, tmp_path / "rb", quiet=True)
-    assert not (tmp_path / "rb" / "model.png").exists()
+    assert sorted(p.name for p in (tmp_path / "rb").glob("model*")) == ["model.png", "model.txt"]
+    with Image.open(tmp_path / "rb" / "model.png") as img:
+        pixels = np.asarray(img.convert("RGB")).reshape(-1, 3)
+    input_box = (0xD8, 0xF0, 0xD2)  # diagram_draw.BOX_COLORS["input"]
+    assert (np.abs(pixels.astype(int) - input_box).max(axis=1) <= 2).any()
     text = (tmp_path / "rb" / "model.txt").read_text()
-    for layer in seed_model.layers:  # the summary lists every layer
+    for layer in seed_model.layers:  # the summary lists every layer, with its parameters
         assert layer.name in text
-    assert "Dense" in text and "Flatten" in text
+    assert "Dense" in text and "Flatten" in text and "Param #" in text
+
+
+def test_render_places_every_page_of_a_long_diagram(tmp_path, seed_model, monkeypatch):
+    from pipeline.capturing import diagram
+
+    monkeypatch.setattr(diagram, "MAX_PAGE_PX", 200)
+    monkeypatch.setenv(diagram.DRAWER_ENV, "matplotlib")
+    cfg = Config(capture=CaptureConfig(out=str(tmp_path / "c"), patterns="random:1"))
+    run = capture_model(seed_model, cfg, quiet=True)
+    drawn = sorted(p.name for p in run.path.glob("model*"))
+    assert len(drawn) >= 4 and "model-2.png" in drawn and "model.txt" in drawn
+    out = tmp_path / "rc"
+    out.mkdir()
+    (out / "model-9.png").write_bytes(b"a page of an earlier, longer drawing")
+    render(run, out, quiet=True)
+    assert sorted(p.name for p in out.glob("model*")) == drawn
 
 
 def test_plot_pattern_process_is_the_articles_call(tmp_path, seed_model):
