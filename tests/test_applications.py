@@ -187,3 +187,38 @@ def test_render_draws_every_layer(api_case, tmp_path):
     args = ["-q", "render", str(api_case.run_dir), "--patterns", "0", "--max-channels", "4"]
     code = main([*args, "--out", str(out)])
     _assert_render_draws_every_layer(code, out, len(api_case.run.layers))
+
+
+STEMS = {  # each model's first convolution and its normalization: 16x16 maps at 32x32 inputs
+    "MobileNetV2": ("Conv1", "bn_Conv1"),
+    "ResNet50": ("conv1_conv", "conv1_bn"),
+    "EfficientNetB0": ("stem_conv", "stem_bn"),
+    "DenseNet121": ("conv1_conv", "conv1_bn"),
+}
+
+
+def _assert_default_rule_selects_feature_maps(name: str, model) -> None:
+    """The default rule (``maps``) picks the feature maps larger than 15x15 and nothing else:
+    on these models the seed rule (2-D outputs only) would refuse everything."""
+    from pipeline.capturing.probe import layer_infos
+    from pipeline.capturing.selection import select_layers
+    from pipeline.config import SelectConfig
+
+    infos = layer_infos(model)
+    chosen = {i.name for i in select_layers(infos, SelectConfig())}
+    assert set(STEMS[name]) <= chosen
+    expected = {
+        la.name
+        for la in captured_layers(model)
+        if len(la.output.shape) == 4 and la.output.shape[1] > 15 and la.output.shape[2] > 15
+    }
+    assert chosen == expected, f"{name}: {sorted(chosen ^ expected)}"
+    assert not any(la.name in chosen for la in model.layers if len(la.output.shape) == 2)
+
+
+def test_mobilenetv2_default_rule_selects_feature_maps(cli_case):
+    _assert_default_rule_selects_feature_maps(cli_case.name, cli_case.model)
+
+
+def test_default_rule_selects_feature_maps(api_case):
+    _assert_default_rule_selects_feature_maps(api_case.name, api_case.model)
