@@ -154,14 +154,17 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
         if c.architecture:
             ensure_architecture(model, out)
         inputs = [input_key(rec["name"]) for rec in kept]
-        _stream(model, probe, selected, source, writer, batch_size, c.queue_size, quiet, inputs)
-    log.info(
-        "captured %d pattern(s) x %d layer(s)%s into %s",
-        source.count,
-        len(selected),
-        f" and {len(kept)} input(s)" if kept else "",
-        out,
-    )
+        done = _stream(
+            model, probe, selected, source, writer, batch_size, c.queue_size, quiet, inputs
+        )
+    if done:
+        log.info(
+            "captured %d pattern(s) x %d layer(s)%s into %s",
+            source.count,
+            len(selected),
+            f" and {len(kept)} input(s)" if kept else "",
+            out,
+        )
     return open_run(out)
 
 
@@ -189,14 +192,15 @@ def _stream(
     queue_size: int,
     quiet: bool,
     inputs: Sequence[str] = (),
-) -> None:
+) -> bool:
     """Capture the batches the run lacks: the ``selected`` layers' outputs and the model
-    inputs kept as ``inputs`` (their manifest names ``input:<name>``, in input order)."""
+    inputs kept as ``inputs`` (their manifest names ``input:<name>``, in input order).
+    False when there was nothing left to capture."""
     names = [info.name for info in selected] + list(inputs)
     todo = pending_batches(writer, names, None, source.count, batch_size)
     if not todo:
         log.info("%s is complete already; nothing to capture", writer.root)
-        return
+        return False
     probe = probe or Probe(model, selected)
     dtypes = input_dtypes(model) if inputs else []
     queued = QueuedWriter(writer, maxsize=queue_size)
@@ -228,3 +232,4 @@ def _stream(
     finally:
         bar.close()
         queued.close()
+    return True
