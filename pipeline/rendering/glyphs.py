@@ -36,54 +36,59 @@ def drawable(text: str) -> bool:
     return text.isascii() and text.isprintable()
 
 
-PRINTABLE = "".join(chr(c) for c in range(32, 127))
-
-
 class GlyphCache:
     """Glyphs of one font at one size and resolution (see the module docstring).
 
-    Every printable ASCII character is rendered once, into a block as tall as the font's
-    tallest glyphs and as wide as its advance, so a line is one concatenation of blocks; the
-    few pixels of a glyph beyond its advance (an 'f' leaning right) are added afterwards."""
+    Each printable ASCII character is rendered on first use into a block as tall as the font
+    (its bounding box) and as wide as its advance, so a line is one concatenation of blocks;
+    the few pixels of a glyph beyond its advance (an 'f' leaning right) are added afterwards."""
 
     def __init__(self, prop: Any, dpi: float) -> None:
         from matplotlib.backends.backend_agg import get_hinting_flag
         from matplotlib.font_manager import findfont, get_font
 
-        font = get_font(findfont(prop))
-        points, flags = float(prop.get_size_in_points()), get_hinting_flag()
-        rendered = {}
-        for char in PRINTABLE:
-            font.clear()
-            font.set_size(points, dpi)
-            font.set_text(char, 0.0, flags=flags)
-            font.draw_glyphs_to_bitmap(antialiased=True)
-            bitmap = np.asarray(font.get_image()).copy()
-            top = bitmap.shape[0] - round(font.get_descent() / 64)  # rows above the baseline
-            left = int(np.floor(font.get_bitmap_offset()[0] / 64))
-            advance = round(font.load_char(ord(char), flags=flags).horiAdvance / 64)
-            rendered[char] = (bitmap, top, left, advance)
-        self.ascent = max(top for _, top, _, _ in rendered.values())
-        self.height = self.ascent + max(b.shape[0] - t for b, t, _, _ in rendered.values())
-        self.advance = {c: r[3] for c, r in rendered.items()}
+        self.font = get_font(findfont(prop))
+        self.points, self.dpi, self.flags = (
+            float(prop.get_size_in_points()),
+            dpi,
+            get_hinting_flag(),
+        )
+        scale = self.points * dpi / 72 / self.font.units_per_EM
+        _, y_min, _, y_max = self.font.bbox
+        self.ascent = int(np.ceil(y_max * scale)) + 1
+        self.height = self.ascent + int(np.ceil(-y_min * scale)) + 1
+        self.advance: dict[str, int] = {}
         self._blocks: dict[str, np.ndarray] = {}
         self._spill: dict[str, list[tuple[int, np.ndarray]]] = {}  # column offset, coverage
-        for char, (bitmap, top, left, advance) in rendered.items():
-            full = np.zeros((self.height, max(advance, left + bitmap.shape[1], 1) - min(left, 0)))
-            shift = -min(left, 0)
-            r = self.ascent - top
-            full[r : r + bitmap.shape[0], shift + left : shift + left + bitmap.shape[1]] = bitmap
-            full = full.astype(np.uint8)
-            self._blocks[char] = full[:, shift : shift + advance]
-            spill = [(-shift, full[:, :shift])] if shift else []
-            if full.shape[1] > shift + advance:
-                spill.append((advance, full[:, shift + advance :]))
-            spill = [(at, part) for at, part in spill if part.any()]
-            if spill:
-                self._spill[char] = spill
+
+    def _render(self, char: str) -> None:
+        font = self.font
+        font.clear()
+        font.set_size(self.points, self.dpi)
+        font.set_text(char, 0.0, flags=self.flags)
+        font.draw_glyphs_to_bitmap(antialiased=True)
+        bitmap = np.asarray(font.get_image())
+        top = bitmap.shape[0] - round(font.get_descent() / 64)  # rows above the baseline
+        left = int(np.floor(font.get_bitmap_offset()[0] / 64))
+        advance = round(font.load_char(ord(char), flags=self.flags).horiAdvance / 64)
+        shift = -min(left, 0)
+        full = np.zeros((self.height, max(advance, left + bitmap.shape[1], 1) + shift), np.uint8)
+        r = self.ascent - top
+        rows = slice(max(r, 0), min(r + bitmap.shape[0], self.height))
+        full[rows, shift + left : shift + left + bitmap.shape[1]] = bitmap[
+            rows.start - r : rows.stop - r
+        ]
+        self.advance[char] = advance
+        self._blocks[char] = full[:, shift : shift + advance]
+        spill = [(-shift, full[:, :shift])] if shift else []
+        if full.shape[1] > shift + advance:
+            spill.append((advance, full[:, shift + advance :]))
+        self._spill[char] = [(at, part) for at, part in spill if part.any()]
 
     def width(self, text: str) -> int:
         """Pen advance of ``text`` in pixels (how wide matplotlib lays it out)."""
+        for c in set(text) - self.advance.keys():
+            self._render(c)
         advance = self.advance
         return sum(advance[c] for c in text)
 
@@ -92,17 +97,19 @@ class GlyphCache:
         right of the last are dropped."""
         if not text:
             return Line(np.zeros((self.height, 1), np.uint8), self.ascent, 0, 0)
-        out = np.concatenate([self._blocks[c] for c in text], axis=1)
-        if self._spill:
-            pen = 0
-            advance = self.advance
-            for c in text:
-                for at, part in self._spill.get(c, ()):
-                    c0, c1 = max(pen + at, 0), min(pen + at + part.shape[1], out.shape[1])
-                    if c1 > c0:
-                        view = out[:, c0:c1]
-                        np.maximum(view, part[:, c0 - pen - at : c1 - pen - at], out=view)
-                pen += advance[c]
+        blocks = self._blocks
+        for c in set(text) - blocks.keys():
+            self._render(c)
+        out = np.concatenate([blocks[c] for c in text], axis=1)
+        pen = 0
+        advance, spills = self.advance, self._spill
+        for c in text:
+            for at, part in spills[c]:
+                c0, c1 = max(pen + at, 0), min(pen + at + part.shape[1], out.shape[1])
+                if c1 > c0:
+                    view = out[:, c0:c1]
+                    np.maximum(view, part[:, c0 - pen - at : c1 - pen - at], out=view)
+            pen += advance[c]
         return Line(out, self.ascent, 0, out.shape[1])
 
 
@@ -164,6 +171,4 @@ def stamp(page: np.ndarray, line: Line, at: tuple[int, int], greys: np.ndarray) 
     if r1 <= r0 or c1 <= c0:
         return
     cov = line.coverage[r0 - top : r1 - top, c0 - left : c1 - left]
-    region = page[r0:r1, c0:c1]
-    ink = cov > 0
-    region[ink] = greys[255 - cov[ink]]
+    np.copyto(page[r0:r1, c0:c1], greys[255 - cov], where=cov > 0)

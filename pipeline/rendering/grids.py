@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ class Cell:
     tiles: np.ndarray | None = None
     max_tiles: int = 64
 
-    @property
+    @cached_property
     def shape(self) -> tuple[int, ...] | None:
         """The shape of the image the cell shows (None: no image)."""
         if self.image is not None:

@@ -25,8 +25,7 @@ def level_indices(image: np.ndarray, vmin: float, vmax: float, levels: int, bad:
         v *= np.float32(scale)
         # one pass finds whether any value is NaN or inf (a huge sum only costs the slow path)
         finite = bool(np.isfinite(np.add.reduce(v, axis=None)))
-        np.maximum(v, 0, out=v)
-        np.minimum(v, levels - 1, out=v)
+        np.clip(v, np.float32(0), np.float32(levels - 1), out=v)
     if finite:
         return v.astype(np.uint8)
     nonfinite = ~np.isfinite(a)

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - zlib-ng is a dependency
 
 Z_RLE = 3  # zlib's run-length strategy (Pillow's ``compress_type``)
 BAND = 16  # rows judged together: deflated or stored
-NOISY = 0.25  # a band is stored when more than this share of a row's pixels is noise-like
+NOISY = 0.3  # a band is stored when more than this share of a row's pixels is noise-like
 STORED_MAX = 65535  # bytes in one stored deflate block
 
 
