@@ -21,6 +21,10 @@ class Sizes:
     fixed_batch: int = 512  # the CNN figure is also reported at this batch size
     training_repeats: int = 1
     training: bool = True
+    cnn_pages: int = 4  # MobileNetV2 patterns drawn for the CNN pages figure (18 pages each)
+    cnn_pages_mpl: int = 1  # of those, drawn by matplotlib's PagePainter
+    seed_pages: int = 200  # builtin:seed patterns (one page each) beside them
+    cnn_pages_include: tuple[str, ...] = ()  # name globs: fewer layers (quick sizes)
 
 
 FULL = Sizes(
@@ -44,6 +48,10 @@ QUICK = Sizes(
     article_render=4,
     render_rss=(30, 300),
     repeats=2,
+    cnn_pages=2,
+    seed_pages=48,
+    # large, middle and small maps, the classifier: pages like the whole model's, fewer
+    cnn_pages_include=("block_1_*", "block_6_*", "block_13_*", "Conv_1*", "predictions"),
 )
 TINY = Sizes(
     capture=300,
@@ -57,4 +65,7 @@ TINY = Sizes(
     repeats=1,
     batch_size=64,
     training=False,
+    cnn_pages=1,
+    seed_pages=4,
+    cnn_pages_include=("block_1_*",),
 )

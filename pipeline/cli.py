@@ -102,6 +102,11 @@ def _add_render(sub: argparse._SubParsersAction, after: argparse.ArgumentParser)
     p.add_argument("--workers", type=int, help="processes (default: one per core)")
     p.add_argument("--vector", choices=("square", "strip"), help="how (N,) vectors are drawn")
     p.add_argument("--max-channels", type=int, help="channel maps per mosaic (default 64)")
+    p.add_argument(
+        "--scale",
+        choices=("layer", "channel"),
+        help="color scale of a channel mosaic: one for the layer (default) or one per channel",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first damaged file")
 
 
@@ -245,6 +250,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         workers=args.workers,
         vector=args.vector,
         max_channels=args.max_channels,
+        scale=args.scale,
     )
     run_dir = args.run or cfg.capture.out
     r = cfg.render
@@ -260,6 +266,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         dpi=r.dpi,
         vector=r.vector,
         max_channels=r.max_channels,
+        scale=r.scale,
         quiet=args.quiet,
     )
     if report.problems:

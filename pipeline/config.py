@@ -83,6 +83,7 @@ class RenderConfig:
     workers: int = 0  # 0: one per core
     vector: str = "square"  # "square" or "strip"
     max_channels: int = 64
+    scale: str = "layer"  # color scale of a channel mosaic: "layer" (one) or "channel" (each)
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,8 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[render] vector: expected 'square' or 'strip', received {r.vector!r}")
     if r.max_channels < 1:
         raise ConfigError(f"[render] max_channels: expected >= 1, received {r.max_channels}")
+    if r.scale not in ("layer", "channel"):
+        raise ConfigError(f"[render] scale: expected 'layer' or 'channel', received {r.scale!r}")
     if r.workers < 0:
         raise ConfigError(f"[render] workers: expected >= 0, received {r.workers}")
     t = cfg.train

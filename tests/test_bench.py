@@ -23,6 +23,9 @@ EXPECTED = [
     "capture time JSON / NPY",
     "render grids/s / article's render loop (2x2, 10x10 in, 100 dpi)",
     "render peak RSS, 8 / 4 patterns",
+    "render pages/s: MobileNetV2 96x96, 9 layers / builtin:seed (3x3 default grid, one process)",
+    "same, the article's 2x2 grid",
+    "render pages/s: MobileNetV2 96x96, 9 layers, raster / matplotlib PagePainter (same cells, 3x3)",
     "training time with CaptureCallback / without",
 ]
 

@@ -156,3 +156,103 @@ def test_painter_draws_one_label_per_tile(tmp_path):
     # ... and the right slot shows the vector on the first page, nothing on the second.
     assert (a[:, half:] != 255).any()
     assert (b[:, half:] == 255).all()
+
+
+# -- what a cell says about its values --------------------------------------------------------------
+def test_value_caption_and_constant_note():
+    assert layout.value_caption(-0.53213, 2.0) == "min -0.5321, max 2"
+    assert layout.value_caption(0.0, 1e-7, 3) == "min 0, max 1e-07, 3 NaN/inf"
+    assert layout.value_caption(None, None, 5) == "no finite value (5 NaN/inf)"
+    assert layout.value_caption(-0.0, -0.0) == "min 0, max 0"
+    assert layout.constant_note(0.25, 0.25) == "constant 0.25"
+    assert layout.constant_note(0.0, 1.0) is None and layout.constant_note(None, None) is None
+
+
+def test_shown_values_and_per_channel_scale():
+    arr = np.random.default_rng(0).normal(size=(4, 5, 70)).astype(np.float32)
+    assert layout.shown_values(arr, 64).shape == (4, 5, 64)
+    assert layout.shown_values(np.zeros((2, 4, 5, 3)), 64).shape == (4, 5, 3)  # mean over D
+    assert layout.shown_values(np.zeros(7), 64).shape == (7,)
+    arr[:, :, 1] = 3.0  # a flat channel: mid-scale
+    arr[0, 0, 2] = np.nan  # left as it is, the rest of its channel scaled
+    scaled = layout.scale_channels(arr)
+    assert scaled.dtype == np.float32 and scaled.shape == arr.shape
+    assert np.all(scaled[:, :, 1] == 0.5) and np.isnan(scaled[0, 0, 2])
+    for k in (0, 2, 69):
+        assert np.nanmin(scaled[:, :, k]) == 0.0 and np.nanmax(scaled[:, :, k]) == 1.0
+    assert "color scale per channel" in layout.cell_title("c", (4, 5, 70), 64, per_channel=True)
+    assert "per channel" not in layout.cell_title("d", (70,), 64, per_channel=True)
+
+
+def test_mosaic_shape_and_sources_agree_with_the_mosaic():
+    rng = np.random.default_rng(1)
+    for shape, most in (((5, 4, 7), 64), ((3, 6, 70), 64), ((2, 2, 1), 64), ((4, 4, 10), 9)):
+        arr = rng.random(shape, dtype=np.float32)
+        mosaic = layout.channel_mosaic(arr, most)
+        assert layout.mosaic_shape(shape, most) == mosaic.shape
+        rows, cols = np.indices(mosaic.shape).reshape(2, -1)
+        ok, src = layout.mosaic_sources(rows, cols, shape, most)
+        assert np.array_equal(ok, ~np.isnan(mosaic.ravel()))  # padding: not a value
+        assert np.array_equal(arr.reshape(-1)[src], mosaic.ravel()[ok])
+
+
+# -- titles that fit, spacing, labels, page names ---------------------------------------------------
+def _chars(width: float = 1.0):
+    return lambda text: width * len(text)
+
+
+def test_wrap_breaks_after_separators_and_keeps_the_shape_whole():
+    assert layout.wrap_line("conv (3, 3, 4)", 40, _chars()) == ["conv (3, 3, 4)"]
+    assert layout.wrap_line("expanded_conv_depthwise_BN (48, 48, 32)", 30, _chars()) == [
+        "expanded_conv_depthwise_BN",
+        "(48, 48, 32)",
+    ]
+    assert layout.wrap_line(
+        "convnext_tiny_stem/convnext_tiny_stem_conv (24, 24, 96)", 26, _chars()
+    ) == [
+        "convnext_tiny_stem/",
+        "convnext_tiny_stem_conv",
+        "(24, 24, 96)",
+    ]
+    # a word longer than a line is cut between characters; every line fits
+    lines = layout.wrap_line("a" * 25 + " (1,)", 10, _chars())
+    assert "".join(lines).replace(" ", "") == "a" * 25 + "(1,)"
+    assert all(len(line) <= 10 for line in lines)
+
+
+def test_fit_title_wraps_then_shrinks_then_cuts():
+    measure_at = lambda size: _chars(size / 10)  # noqa: E731 - width grows with the size
+    assert layout.fit_title("dense (50, 75)", 100, measure_at) == (["dense (50, 75)"], 10.0)
+    # three lines at 10 pt are one too many: 8.33 pt allows three
+    title = "block_16_expand_relu (3, 3, 960)\nchannels 0-63 of 960"
+    assert layout.fit_title(title, 22, measure_at) == (
+        ["block_16_expand_relu", "(3, 3, 960)", "channels 0-63 of 960"],
+        8.33,
+    )
+    lines, size = layout.fit_title("a_" * 40 + " (1,)", 20, measure_at)
+    assert size == layout.TITLE_SIZES[-1][0] and len(lines) == layout.TITLE_SIZES[-1][1]
+    assert lines[-1].endswith("...") and all(len(line) * size / 10 <= 20 for line in lines)
+
+
+def test_title_width_grid_spacing_and_label_size():
+    # 10 in at 100 dpi, matplotlib's default margins: 3 columns leave 273 px between centres
+    assert layout.title_width(1000, 3, 0.125, 0.9, 0.2) == pytest.approx(273.5, abs=0.1)
+    assert layout.title_width(1000, 1, 0.125, 0.9, 0.2) == pytest.approx(975.0)
+    top, hspace = layout.grid_spacing(720, 3, header=40, below=20, page_title=30)
+    assert top == 0.88  # room enough under the page title: the default
+    axes_h = (top - 0.11) * 720 / (3 + 2 * hspace)
+    assert hspace * axes_h == pytest.approx(60)  # the gap holds header and tick labels
+    top, _ = layout.grid_spacing(200, 2, header=40, below=0, page_title=30)
+    assert top == pytest.approx(1 - 70 / 200)
+    assert layout.label_points(60, 100, 2) == layout.LABEL_POINTS[1]
+    assert layout.label_points(28, 100, 2) == layout.LABEL_POINTS[0]  # the smallest readable
+    assert layout.label_points(14, 100, 2) is None  # no room: no labels
+    assert layout.display_scale(228, 228, (391, 391)) == pytest.approx(228 / 391)
+
+
+def test_page_names_are_padded_to_the_page_count():
+    assert [layout.page_name(i, 1) for i in range(1)] == ["0.png"]
+    assert layout.page_name(8, 9) == "8.png"
+    names = [layout.page_name(i, 18) for i in range(18)]
+    assert names[:3] == ["00.png", "01.png", "02.png"] and names == sorted(names)
+    assert layout.page_name(7, 100) == "007.png"

@@ -189,3 +189,40 @@ def test_pattern_selection_refused_before_expansion(text):
         [0, 1, 2, 3], [4, 5, 6, 7], [8, 9]
     ]  # fmt: skip
     assert layout.cell_title("flatten", (500,)) == "flatten (500,)"
+
+
+def test_page_names_are_zero_padded_and_stale_pages_of_any_width_go(tmp_path, keras):
+    """Eleven layers on a 1x1 grid: pages 00.png ... 10.png; another grid replaces them
+    whatever their names' width, and the other way round."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    x = inputs
+    for i in range(11):
+        x = keras.layers.Dense(6 + i, name=f"d{i}")(x)
+    model = keras.Model(inputs, x)
+    cfg = Config(
+        capture=CaptureConfig(out=str(tmp_path / "r"), patterns="random:2", architecture=False),
+        select=SelectConfig(rule="all"),
+    )
+    run = capture_model(model, cfg, quiet=True)
+    out = tmp_path / "o"
+    names = lambda: sorted(f.name for f in (out / "pattern-1").iterdir())  # noqa: E731
+    render(run, out, grid=(1, 1), quiet=True)
+    assert names() == [f"{i:02d}.png" for i in range(11)]
+    (out / "pattern-1" / "notes.txt").write_text("kept")  # not a page: left alone
+    render(run, out, grid=(2, 2), quiet=True)
+    assert names() == ["0.png", "1.png", "2.png", "notes.txt"]
+    render(run, out, grid=(1, 1), patterns="1", quiet=True)
+    assert names() == [f"{i:02d}.png" for i in range(11)] + ["notes.txt"]
+    assert names() != sorted(f.name for f in (out / "pattern-0").iterdir())  # pattern 0 untouched
+
+
+def test_pool_is_sized_by_pages_not_patterns(monkeypatch):
+    from pipeline.rendering import pool
+
+    monkeypatch.setattr(pool.os, "cpu_count", lambda: 8)
+    assert pool.resolve_workers(0, 8, per_pattern=1) == 1  # 8 pages: not worth a pool
+    assert pool.resolve_workers(0, 8, per_pattern=18) == 8  # 144 pages: every core
+    assert pool.resolve_workers(0, 2, per_pattern=18) == 2  # never more than the patterns
+    assert pool.resolve_workers(0, 30, per_pattern=1) == 3  # as before for one page each
+    assert pool.resolve_workers(3, 1, per_pattern=1) == 3  # --workers wins

@@ -13,7 +13,13 @@ from pipeline.rendering.grids import Cell, GridOptions, PagePainter
 def _cells(seed: int, problem: bool = False) -> list[Cell | None]:
     rng = np.random.default_rng(seed)
     cells: list[Cell | None] = [
-        Cell("a (50, 75)", image=rng.random((50, 75), dtype=np.float32)),
+        # a value line that changes per pattern; on odd seeds a note in place of the image
+        Cell(
+            "a (50, 75)",
+            image=rng.random((50, 75), dtype=np.float32),
+            caption=f"min 0, max {seed}",
+            note="constant 0.25" if seed % 2 else None,
+        ),
         Cell("b (50, 50)", image=rng.random((50, 50), dtype=np.float32), vmin=0.0, vmax=2.0),
         Cell("c (50, 25)", problem="data missing or damaged")
         if problem

@@ -1,5 +1,6 @@
-"""Raster grid pages look like the matplotlib pages of the same cells; pages it cannot draw
-(marked cells, mosaic labels) fall back to matplotlib; the pure index math, directly."""
+"""Raster grid pages look like the matplotlib pages of the same cells (channel mosaics with
+their labels, value lines and notes included); pages it cannot draw (marked cells) fall back
+to matplotlib; the pure index math and the PNG encoder, directly."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.rendering import layout, raster
 from pipeline.rendering import palette as pal
-from pipeline.rendering import raster
-from pipeline.rendering.grids import Cell, GridOptions, PagePainter
+from pipeline.rendering.grids import Cell, GridOptions, PagePainter, data_cell
 
 
 def _cells(seed: int) -> list[Cell | None]:
@@ -102,21 +103,22 @@ def test_palette_has_the_expected_size_and_colormap_ends(tmp_path):
     assert (index == 0).any() and (index == raster.LEVELS - 1).any()  # darkest, brightest
 
 
-def test_damaged_cells_and_mosaics_fall_back_to_matplotlib(tmp_path):
+def test_damaged_cells_fall_back_to_matplotlib(tmp_path):
     ok = _cells(1)
     damaged = [*ok[:2], Cell("c (50, 25)", problem="data missing or damaged")]
     labelled = [ok[0], Cell("m (3, 3, 4)", image=ok[1].image, labels=((0, 0, "0"),))]
     assert raster.supports(ok) and raster.supports([ok[0], None])
     assert not raster.supports(damaged)
-    assert not raster.supports(labelled)
+    assert raster.supports(labelled)  # channel labels are part of the static page
+    assert not raster.supports([Cell("a", image=ok[0].image, caption="min 0, max 1 \u2013")])
     long_strip = Cell("v (70000,)", image=np.zeros((1, 70_000), np.float32))
     assert not raster.supports([long_strip])  # more columns than the probe colours encode
 
 
-def test_painters_are_kept_per_options_and_page():
+def test_painters_are_kept_per_options():
     opts = GridOptions(rows=2, cols=2)
-    assert raster.painter(opts, 0) is raster.painter(GridOptions(rows=2, cols=2), 0)
-    assert raster.painter(opts, 0) is not raster.painter(opts, 1)
+    assert raster.painter(opts) is raster.painter(GridOptions(rows=2, cols=2))
+    assert raster.painter(opts) is not raster.painter(GridOptions(rows=3, cols=3))
 
 
 def test_level_indices():
@@ -169,3 +171,181 @@ def test_titles_outside_ascii_are_drawn_by_matplotlib(tmp_path):
     fast, slow = _pair(tmp_path, _cells(4), title="pattern 5 (café.png)")
     top_fast, top_slow = fast[:60].max(axis=2) < 128, slow[:60].max(axis=2) < 128
     assert top_slow.any() and (top_fast == top_slow).mean() > 0.999
+
+
+# -- channel mosaics, value lines, notes ---------------------------------------------------------
+def _mosaic_cells(seed: int, opts: GridOptions) -> list[Cell | None]:
+    """Cells as render makes them: three channel maps (one with more channels than shown), a
+    2-D output and a constant vector."""
+    rng = np.random.default_rng(seed)
+    outputs = {
+        "block_1_expand_relu": rng.normal(size=(12, 12, 20)).astype(np.float32),
+        "conv (8, 8, 70)": rng.random((8, 8, 70), dtype=np.float32),
+        "expanded_conv_depthwise_BN": rng.normal(size=(16, 16, 4)).astype(np.float32),
+        "dense": rng.random((20, 30), dtype=np.float32),
+        "predictions": np.full(10, 0.25, np.float32),
+    }
+    return [data_cell(name, data, opts) for name, data in outputs.items()]
+
+
+def _dark(rgb: np.ndarray) -> np.ndarray:
+    return rgb.max(axis=2) < 100
+
+
+def test_mosaic_page_looks_like_the_matplotlib_page(tmp_path):
+    opts = GridOptions(rows=2, cols=3)
+    cells = _mosaic_cells(1, opts)
+    assert raster.supports(cells) and all(c.tiles is not None for c in cells[:3])
+    fast, slow = _pair(tmp_path, cells, opts=opts)
+    close = np.abs(fast - slow).max(axis=2) <= 24
+    # the rest: rims of frames and label boxes, and text anti-aliased at another sub-pixel phase
+    assert close.mean() >= 0.98, f"{close.mean():.4f} of pixels alike"
+    # the channel labels: white digits on black boxes inside the first mosaic, on both pages
+    ys, xs = np.nonzero(_dark(slow[200:600, 100:400]))
+    assert ys.size > 500
+    white_in_box = (fast[200:600, 100:400].min(axis=2) > 230) & (
+        slow[200:600, 100:400].min(axis=2) > 230
+    )
+    assert white_in_box.sum() > 100
+
+
+def test_value_lines_and_constant_note(tmp_path):
+    """Each cell's value range sits between its title and its image, in both paths, and a
+    constant output is a white cell that says so."""
+    opts = GridOptions(rows=2, cols=3)
+    cells = _mosaic_cells(2, opts)
+    constant = cells[4]
+    assert constant.note == "constant 0.25" and constant.caption == "min 0.25, max 0.25"
+    assert cells[3].note is None and cells[3].caption.startswith("min ")
+    fast, slow = _pair(tmp_path, cells, opts=opts)
+    painter = PagePainter(opts)
+    try:
+        painter.arrange(cells)
+        painter.fig.canvas.draw()
+        renderer = painter.fig.canvas.get_renderer()
+        boxes = {
+            name: [a.get_window_extent(renderer).extents for a in artists if a is not None]
+            for name, artists in (("caption", painter.captions), ("note", painter.notes))
+        }
+        axes = [ax.get_window_extent().extents for ax in painter.axes]
+        titles = [ax.title.get_window_extent(renderer).extents for ax in painter.axes]
+    finally:
+        painter.fig.clear()
+    assert len(boxes["caption"]) == 5 and len(boxes["note"]) == 1
+    height = fast.shape[0]
+    for (x0, y0, x1, y1), (_, _, _, ay1), (_, ty0, _, _) in zip(
+        boxes["caption"], axes, titles, strict=False
+    ):
+        assert ay1 <= y0 and y1 <= ty0  # above the image, under the title
+        rows = slice(int(height - y1), int(np.ceil(height - y0)))
+        cols = slice(int(x0), int(np.ceil(x1)))
+        # ink: any pixel darker than the paper (the two may anti-alias at other sub-pixel phases)
+        ink_fast = fast[rows, cols].max(axis=2) < 200
+        ink_slow = slow[rows, cols].max(axis=2) < 200
+        assert ink_slow.sum() > 30 and ink_fast.sum() > 30  # the same extent within 2 px:
+        rf, cf = np.nonzero(ink_fast)
+        rs, cs = np.nonzero(ink_slow)
+        assert abs(rf.min() - rs.min()) <= 2 and abs(cf.min() - cs.min()) <= 2
+        assert abs(cf.max() - cs.max()) <= 2
+    # the constant vector: its image area is white but for the note, centred in both
+    x0, y0, x1, y1 = axes[4]
+    inner = (slice(int(height - y1) + 3, int(height - y0) - 3), slice(int(x0) + 3, int(x1) - 3))
+    for page in (fast, slow):
+        area = page[inner]
+        ink = _dark(area)
+        assert (area.min(axis=2) == 255).mean() > 0.9 and ink.sum() > 50
+        r, c = np.nonzero(ink)
+        assert abs((r.min() + r.max()) / 2 - area.shape[0] / 2) < 4
+        assert abs((c.min() + c.max()) / 2 - area.shape[1] / 2) < 4
+
+
+def test_raster_mosaic_pixels_are_the_channel_values(tmp_path):
+    """Inside a mosaic tile the raster page shows each channel's own value: a map whose channel
+    k is constant k is drawn tile by tile at k's colormap level (no label covers the middle)."""
+    opts = GridOptions(rows=1, cols=1)
+    data = np.broadcast_to(np.arange(9, dtype=np.float32), (40, 40, 9)).copy()
+    cell = data_cell("steps", data, opts)
+    painter = raster.RasterPainter(opts)
+    try:
+        painter.draw([cell], tmp_path / "p.png", "pattern 0")
+    finally:
+        painter.close()
+    index = np.asarray(Image.open(tmp_path / "p.png"))
+    levels = set(np.unique(index[index < raster.LEVELS]).tolist())
+    expected = {min(int(k / 8 * raster.LEVELS), raster.LEVELS - 1) for k in range(9)}
+    assert expected <= levels
+
+
+def test_channel_scale_spans_the_colormap_per_tile(tmp_path):
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(20, 20, 4)).astype(np.float32) * np.array(
+        [1, 10, 100, 0.01], np.float32
+    )
+    opts = GridOptions(rows=1, cols=1, scale="channel")
+    cell = data_cell("conv", data, opts)
+    assert "color scale per channel" in cell.title and (cell.vmin, cell.vmax) == (0.0, 1.0)
+    lo, hi = float(data.min()), float(data.max())
+    assert cell.caption == f"min {lo:.4g}, max {hi:.4g}"  # the layer's range, as with one scale
+    picture = cell.picture()
+    for k, (y, x) in enumerate(layout.tile_origins(data.shape)):
+        tile = picture[y : y + 20, x : x + 20]
+        assert tile.min() == pytest.approx(0.0) and tile.max() == pytest.approx(1.0), k
+    fast, slow = _pair(tmp_path, [cell], opts=opts)
+    assert (np.abs(fast - slow).max(axis=2) <= 24).mean() >= 0.98
+
+
+# -- the palette PNG encoder ------------------------------------------------------------------------
+def test_png_round_trip_with_noisy_and_calm_bands(tmp_path):
+    from pipeline.rendering import png
+
+    rng = np.random.default_rng(0)
+    page = np.full((300, 400), 200, np.uint8)
+    page[20:140, 10:390] = rng.integers(0, 192, (120, 380))  # noise: stored bands
+    page[150:290, 50:350] = np.repeat(np.repeat(rng.integers(0, 192, (14, 30)), 10, 0), 10, 1)
+    palette = rng.integers(0, 256, (256, 3)).astype(np.uint8)
+    rows = np.arange(300)
+    noisy = png.noisy_rows(page, rows)
+    assert noisy[30:130].all() and not noisy[150:].any() and not noisy[:15].any()
+    png.save_indexed_png(tmp_path / "p.png", page, palette, 100)
+    with Image.open(tmp_path / "p.png") as img:
+        assert img.mode == "P" and img.size == (400, 300)
+        assert np.array_equal(np.asarray(img), page)
+        assert np.array_equal(np.asarray(img.getpalette(), np.uint8).reshape(-1, 3), palette)
+        assert round(img.info["dpi"][0]) == 100
+    # stored bands cost their bytes, calm ones compress
+    assert 120 * 380 < (tmp_path / "p.png").stat().st_size < 140 * 400
+
+
+# -- glyphs --------------------------------------------------------------------------------------------
+def test_composed_text_matches_matplotlibs_drawing():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from pipeline.rendering.glyphs import Anchor, glyph_cache
+
+    fig = Figure(figsize=(4, 1), dpi=100)
+    FigureCanvasAgg(fig)
+    text = fig.text(0.5, 0.5, "", ha="center", va="baseline", fontsize=8)
+    cache = glyph_cache(text.get_fontproperties(), 100)
+
+    def drawn(s: str) -> np.ndarray:
+        text.set_text(s)
+        fig.canvas.draw()
+        return 255 - np.asarray(fig.canvas.buffer_rgba())[..., 1].astype(int)
+
+    reference = "min -0.123, max 4.567"
+    anchor = Anchor.calibrate(drawn(reference) > 0, (0, 0), cache, reference)
+    assert anchor is not None
+    for s in ["min 0, max 1", "min -1.532e-05, max 2.14e+04", "constant 0.001"]:
+        ours = np.zeros_like(drawn(s))
+        line = cache.line(s)
+        r, c = anchor.place(line)
+        ours[r : r + line.coverage.shape[0], c : c + line.coverage.shape[1]] = line.coverage
+        theirs = drawn(s)
+        a, b = ours > 100, theirs > 100
+        assert (a & b).sum() / (a | b).sum() > 0.4  # sub-pixel phase apart at most
+        ra, ca = np.nonzero(ours > 0)
+        rb, cb = np.nonzero(theirs > 0)
+        assert abs(ra.min() - rb.min()) <= 1 and abs(ca.min() - cb.min()) <= 1
+        assert abs(ca.max() - cb.max()) <= 1
+    fig.clear()

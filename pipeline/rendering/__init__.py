@@ -49,9 +49,11 @@ def draw_grids(
     workers: int = 0,
     quiet: bool = False,
 ) -> DrawReport:
-    """Grid pages for ``patterns``, in-process or over a spawn-started process pool."""
+    """Grid pages for ``patterns``, in-process or over a spawn-started process pool (sized by
+    the pages to draw)."""
     fn = partial(_grid_piece, out=out, epoch=epoch, opts=opts)
-    return run_pieces(run, fn, patterns, workers, "render", quiet)
+    per_pattern = len(layout.pages(len(run.layers), opts.rows, opts.cols))
+    return run_pieces(run, fn, patterns, workers, "render", quiet, per_pattern=per_pattern)
 
 
 def render(
@@ -66,15 +68,19 @@ def render(
     dpi: int = 100,
     vector: str = "square",
     max_channels: int = 64,
+    scale: str = "layer",
     quiet: bool = False,
 ) -> RenderReport:
-    """Draw a run's pictures into ``out`` (default ``RUN/render``)."""
+    """Draw a run's pictures into ``out`` (default ``RUN/render``). ``scale``: the color scale
+    of a channel mosaic, one for the layer ("layer") or one per channel ("channel")."""
     import matplotlib
 
     if cmap not in matplotlib.colormaps:
         raise RenderError(
             f"--cmap: unknown colormap {cmap!r}; expected a matplotlib colormap name such as viridis"
         )
+    if scale not in ("layer", "channel"):
+        raise RenderError(f"--scale: expected 'layer' or 'channel', received {scale!r}")
     run = run_or_path if isinstance(run_or_path, Run) else open_run(run_or_path)
     out_dir = Path(out) if out else run.path / "render"
     try:
@@ -95,6 +101,7 @@ def render(
         vector=vector,
         max_channels=max_channels,
         strict=strict,
+        scale=scale,
     )
     report = RenderReport(out_dir)
     if run.bad_manifest_lines:

@@ -7,6 +7,8 @@ Here, not in ``grids``, so imports run one way: this module → raster → grids
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,19 +18,33 @@ from .grids import ChunkCache, DrawReport, GridOptions, PagePainter, layer_cell,
 from .input_cells import input_cell, input_scales
 from .timeline import Timeline
 
+_PAGE = re.compile(r"[0-9]+\.png")
+_CACHE: list[ChunkCache] = []  # the last run's open data files, kept from piece to piece
+
+
+def _chunk_cache(run: Run) -> ChunkCache:
+    if not _CACHE or _CACHE[0].run is not run:
+        _CACHE[:] = [ChunkCache(run)]
+    return _CACHE[0]
+
 
 def _remove_stale_pages(folder: Path, n_pages: int) -> None:
-    """Drop pages left by an earlier render with a smaller grid (one stat when there are none)."""
-    k = n_pages
-    while (stale := folder / f"{k}.png").exists():
-        stale.unlink()
-        k += 1
+    """Drop pages left by an earlier render with another grid or page count: every
+    ``<digits>.png`` in ``folder`` that is not one of this render's page names."""
+    if not folder.is_dir():
+        return
+    keep = {layout.page_name(i, n_pages) for i in range(n_pages)}
+    with os.scandir(folder) as entries:
+        stale = [e.path for e in entries if _PAGE.fullmatch(e.name) and e.name not in keep]
+    for path in stale:
+        os.unlink(path)
 
 
 def draw_patterns(
     run: Run, out: Path, patterns: Sequence[int], epoch: int | None, opts: GridOptions
 ) -> DrawReport:
-    """Write ``out/pattern-<i>/<page>.png`` for each pattern in ``patterns``."""
+    """Write ``out/pattern-<i>/<page>.png`` for each pattern in ``patterns`` (page names
+    zero-padded to the page count's width: ``layout.page_name``)."""
     report = DrawReport()
     layers = run.layers
     inputs = run.input_records  # none in a run captured without --keep-inputs
@@ -36,7 +52,7 @@ def draw_patterns(
     names = (run.info.get("sources") or {}).get("names")  # image file names, when any
     page_cells = layout.pages(len(inputs) + len(layers), opts.rows, opts.cols)
     painters: list[PagePainter | None] = [None] * len(page_cells)  # for pages raster can't draw
-    cache = ChunkCache(run)
+    cache = _chunk_cache(run)
     # A training run's record: "epoch 3", or "step 96 (epoch 3)" for a run keyed by steps.
     when = None if epoch is None else Timeline.from_run(run.info, run.metrics()).label(epoch)
     try:
@@ -47,9 +63,9 @@ def draw_patterns(
                 name = names[p] if names else None
                 title = page_title(p, name, when, page_index, len(page_cells))
                 page = [cells[i] for i in idx]
-                path = out / f"pattern-{p}" / f"{page_index}.png"
-                if raster.supports(page):
-                    raster.painter(opts, page_index).draw(page, path, title)
+                path = out / f"pattern-{p}" / layout.page_name(page_index, len(page_cells))
+                if opts.raster and raster.supports(page):
+                    raster.painter(opts).draw(page, path, title)
                 else:
                     painter = painters[page_index] or PagePainter(opts)
                     painters[page_index] = painter

@@ -18,13 +18,20 @@ def level_indices(image: np.ndarray, vmin: float, vmax: float, levels: int, bad:
     """``image`` as uint8 colormap levels: ``vmin`` -> 0, ``vmax`` -> ``levels - 1``, values
     beyond clipped to the ends (matplotlib's default under/over colours), NaN/inf -> ``bad``."""
     a = np.asarray(image, dtype=np.float32)
-    finite = np.isfinite(a)
     span = float(vmax) - float(vmin)
     scale = levels / span if span > 0 else 0.0
-    v = (np.where(finite, a, np.float32(vmin)) - np.float32(vmin)) * np.float32(scale)
-    out = np.clip(v, 0, levels - 1).astype(np.uint8)
-    if not finite.all():
-        out[~finite] = bad
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values, inf: clipped or bad
+        v = np.subtract(a, np.float32(vmin))
+        v *= np.float32(scale)
+        # one pass finds whether any value is NaN or inf (a huge sum only costs the slow path)
+        finite = bool(np.isfinite(np.add.reduce(v, axis=None)))
+        np.clip(v, np.float32(0), np.float32(levels - 1), out=v)
+    if finite:
+        return v.astype(np.uint8)
+    nonfinite = ~np.isfinite(a)
+    v[nonfinite] = 0
+    out = v.astype(np.uint8)
+    out[nonfinite] = bad
     return out
 
 

@@ -1,8 +1,10 @@
-"""Spread per-pattern drawing over a process pool sized to the cores.
+"""Spread per-pattern drawing over a process pool sized to the cores and to the work.
 
 Workers are started with ``spawn`` (safe when the parent imported TensorFlow) and open the run
 once each; the work is cut into contiguous pieces of patterns so a progress bar moves and every
-worker stays busy. A failure (``--strict``) cancels what is still queued.
+worker stays busy. The pool's size follows the pages to draw (patterns x pages per pattern),
+not the patterns: 8 patterns of a CNN with 18 pages each are 144 pages. A failure
+(``--strict``) cancels what is still queued.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from ..store import Run, open_run
 from . import layout
 from .grids import DrawReport
 
-# Below this many patterns a pool costs more (worker start-up) than it saves.
-POOL_MIN_PATTERNS = 24
+# Below this many pages a pool costs more (worker start-up) than it saves.
+POOL_MIN_PAGES = 24
 
 PieceFn = Callable[[Run, list[int]], DrawReport]
 
@@ -33,13 +35,19 @@ def _in_worker(run_path: str, fn: PieceFn, piece: list[int]) -> DrawReport:
     return fn(run, piece)
 
 
-def resolve_workers(workers: int, n_patterns: int, min_patterns: int = POOL_MIN_PATTERNS) -> int:
-    """``workers`` if set, else one per core when there is enough work to pay for a pool."""
+def resolve_workers(
+    workers: int, n_patterns: int, per_pattern: int = 1, min_pages: int = POOL_MIN_PAGES
+) -> int:
+    """``workers`` if set, else one per core when there are enough pages (``n_patterns`` x
+    ``per_pattern``) to pay for a pool: one worker per ``min_pages // 3`` pages, and never
+    more workers than patterns (a pattern is the smallest piece of work)."""
     if workers > 0:
         return workers
-    if n_patterns < min_patterns:
+    pages = n_patterns * max(per_pattern, 1)
+    if pages < min_pages:
         return 1
-    return max(1, min(os.cpu_count() or 1, n_patterns // max(1, min_patterns // 3)))
+    by_pages = pages // max(1, min_pages // 3)
+    return max(1, min(os.cpu_count() or 1, by_pages, n_patterns))
 
 
 def run_pieces(
@@ -50,13 +58,15 @@ def run_pieces(
     desc: str,
     quiet: bool = False,
     max_piece: int = 64,
-    min_patterns: int = POOL_MIN_PATTERNS,
+    min_pages: int = POOL_MIN_PAGES,
+    per_pattern: int = 1,
 ) -> DrawReport:
-    """``fn(run, piece)`` over pieces of ``patterns``, in-process or in a pool; reports merged.
+    """``fn(run, piece)`` over pieces of ``patterns`` (``per_pattern`` pages each),
+    in-process or in a pool; reports merged.
 
     ``fn`` must be picklable (a module-level function, or a ``functools.partial`` of one)."""
     total = DrawReport()
-    n_workers = resolve_workers(workers, len(patterns), min_patterns)
+    n_workers = resolve_workers(workers, len(patterns), per_pattern, min_pages)
     pieces = layout.split_work(patterns, n_workers * 4, max_size=max_piece)
     bar = tqdm(total=len(patterns), unit="pattern", desc=desc, disable=quiet, dynamic_ncols=True)
     try:

@@ -152,9 +152,7 @@ def render_training(
     stats: dict[tuple[str, int], timeline.LayerStats] = {}
     gather(run, keys, [], opts, report, stats)
     fn = partial(draw_training_patterns, out=out, keys=keys, opts=opts)
-    pictures = run_pieces(
-        run, fn, indices, workers, "evolution", quiet, max_piece=4, min_patterns=4
-    )
+    pictures = run_pieces(run, fn, indices, workers, "evolution", quiet, max_piece=4, min_pages=4)
     report.pages += pictures.pages
     # a damaged file is met by the statistics pass and again by the pictures: report it once
     report.problems = list(dict.fromkeys(report.problems + pictures.problems))
