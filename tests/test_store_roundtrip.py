@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
@@ -146,3 +147,40 @@ def test_complete_records_need_every_layer_and_every_pattern() -> None:
     assert complete_records(entries, ["a", "b"], 5) == [0, 2]
     assert complete_records(entries, ["a"], 5) == [0, 1, 2]
     assert complete_records([], ["a"], 5) == []
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.arange(24, dtype=np.float32).reshape(2, 3, 4),
+        np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)),
+        np.array(3.5, dtype=np.float16),
+        np.zeros((0, 5), dtype=np.int32),
+        np.array([True, False]),
+        np.arange(6, dtype=">i4"),
+    ],
+)
+def test_one_read_decode_equals_numpy_load(tmp_path, arr):
+    """A small checked file is decoded from the bytes its checksum was computed on: the same
+    array, dtype and memory order as ``np.load``, read-only, and the same size and CRC-32 as
+    the streaming checksum."""
+    from pipeline.store import codecs
+
+    path = tmp_path / "a.npy"
+    np.save(path, arr)
+    size, crc, got = codecs.read_checked(path, "npy")
+    expected = np.load(path, allow_pickle=False)
+    assert (size, crc) == codecs.file_checksum(path)
+    assert got is not None and got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    assert got.flags.f_contiguous == expected.flags.f_contiguous and not got.flags.writeable
+
+
+def test_one_read_decode_never_unpickles(tmp_path):
+    from pipeline.store import codecs
+
+    path = tmp_path / "o.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert codecs.read_checked(path, "npy")[2] is None
+    with pytest.raises(ValueError):
+        codecs.decode_npy(path.read_bytes())

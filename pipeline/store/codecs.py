@@ -58,6 +58,33 @@ def decode_json(data: bytes) -> np.ndarray:
 FORMATS = ("npy", "json")
 
 
+def decode_npy(data: bytes) -> np.ndarray:
+    """The read-only array of a whole NPY file held in memory (no copy; never unpickles)."""
+    buf = io.BytesIO(data)
+    version = np.lib.format.read_magic(buf)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
+    if dtype.hasobject:
+        raise ValueError("the array holds Python objects (pickles are never read)")
+    count = int(np.prod(shape, dtype=np.int64))
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=buf.tell())
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def read_checked(path: Path, fmt: str) -> tuple[int, int, np.ndarray | None]:
+    """(size, crc32, array) of a small data file in ONE read: checked and decoded from the same
+    bytes. The array is None when the file does not decode (the checksum says why, first)."""
+    with path.open("rb") as fh:
+        data = fh.read()
+    try:
+        arr = decode_npy(data) if fmt == "npy" else decode_json(data)
+    except (ValueError, KeyError, TypeError, IndexError, EOFError, orjson.JSONDecodeError):
+        arr = None
+    return len(data), crc32(data), arr
+
+
 def read_array(path: Path, fmt: str, mmap: bool = True) -> np.ndarray:
     """Read one data file; NPY is memory-mapped read-only and never unpickles."""
     try:

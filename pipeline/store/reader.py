@@ -30,19 +30,27 @@ class Damage:
     detail: str
 
 
+ONE_READ_BYTES = 4 << 20  # a checked file up to this size is read once, not checked then mapped
+
+
 def read_entry(
     root: Path, entry: ManifestEntry, fmt: str, mmap: bool = True, check: bool = True
 ) -> np.ndarray | Damage:
     """The array of one manifest entry's file under ``root``, or what is wrong with the file.
 
     With ``check``, the file's size and checksum are compared with the manifest line first
-    (one extra sequential read); the shape and dtype always are. The one file check of the
+    (one extra sequential read; a file up to ``ONE_READ_BYTES`` is read once and decoded from
+    the bytes checked); the shape and dtype always are. The one file check of the
     store: ``Run.load`` and ``passage verify`` both use it.
     """
     path = root / entry.path
+    arr: np.ndarray | None = None
     try:
         if check:
-            size, crc = codecs.file_checksum(path)
+            if entry.bytes <= ONE_READ_BYTES:  # checked and decoded from the same bytes
+                size, crc, arr = codecs.read_checked(path, fmt)
+            else:
+                size, crc = codecs.file_checksum(path)
             if size != entry.bytes:
                 reason = "truncated file" if size < entry.bytes else "file too long"
                 return Damage(reason, f"size {size} bytes, manifest says {entry.bytes}")
@@ -51,7 +59,8 @@ def read_entry(
                     "checksum mismatch",
                     f"checksum {codecs.format_checksum(crc)}, manifest says {entry.checksum}",
                 )
-        arr = codecs.read_array(path, fmt, mmap=mmap)
+        if arr is None:
+            arr = codecs.read_array(path, fmt, mmap=mmap)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return Damage("missing file", "listed in the manifest but missing")
     except StoreError as exc:  # the callers name the file: keep only the cause
