@@ -11,7 +11,8 @@ from PIL import Image
 
 from pipeline.rendering import layout, raster
 from pipeline.rendering import palette as pal
-from pipeline.rendering.grids import Cell, GridOptions, PagePainter, data_cell
+from pipeline.rendering.cells import Cell, GridOptions, data_cell
+from pipeline.rendering.grids import PagePainter
 
 
 def _cells(seed: int) -> list[Cell | None]:

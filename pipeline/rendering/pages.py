@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..store import Run
 from . import layout, raster
-from .grids import ChunkCache, DrawReport, GridOptions, PagePainter, layer_cell, page_title
+from .cells import ChunkCache, DrawReport, GridOptions, layer_cell
+from .grids import PagePainter, page_title
 from .input_cells import input_cell, input_scales
 from .timeline import Timeline
 

@@ -22,8 +22,9 @@ import numpy as np
 
 from . import layout
 from . import palette as pal
+from .cells import Cell, GridOptions, auto_limits
 from .glyphs import Anchor, GlyphCache, drawable, glyph_cache, stamp
-from .grids import Cell, GridOptions, PagePainter, auto_limits, static_key
+from .grids import PagePainter, static_key
 from .png import save_indexed_png
 from .suptitle import Suptitle
 
