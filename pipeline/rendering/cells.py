@@ -50,6 +50,12 @@ class Cell:
             return layout.mosaic_shape(self.tiles.shape, self.max_tiles)
         return None
 
+    @property
+    def rgb(self) -> bool:
+        """Whether the cell shows an (H, W, 3) colour picture as it is (no colormap): a stored
+        model input drawn as a picture (``input_cells``)."""
+        return self.image is not None and self.image.ndim == 3 and self.image.shape[2] == 3
+
     def picture(self) -> np.ndarray | None:
         """The image the cell shows (a mosaic of ``tiles`` is built here, once)."""
         if self.image is None and self.tiles is not None:

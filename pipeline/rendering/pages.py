@@ -1,6 +1,6 @@
 """Per-pattern pages: a pattern's cells (its stored model inputs first, then every layer's),
-cut into grid pages, each page drawn by the raster painter where it can draw it, else by
-matplotlib's ``PagePainter`` (which draws an RGB input cell).
+cut into grid pages, each page drawn by the raster painter where it can draw it (an RGB input
+cell included: that page is an RGB PNG), else by matplotlib's ``PagePainter`` (a marked cell).
 
 Here, not in ``grids``, so imports run one way: this module → raster → grids.
 """
