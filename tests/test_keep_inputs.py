@@ -16,8 +16,9 @@ from pipeline.capturing.stream import capture_model
 from pipeline.cli import build_parser, capture_config, main
 from pipeline.config import CaptureConfig, Config, SelectConfig, from_dict
 from pipeline.errors import ConfigError, NotInRunError, SpecError, StoreError
-from pipeline.rendering import render
-from pipeline.rendering.input_cells import rgb_scale
+from pipeline.rendering import raster, render
+from pipeline.rendering.cells import ChunkCache, GridOptions
+from pipeline.rendering.input_cells import input_cell, input_scales, rgb_scale
 from pipeline.store import RunWriter, open_run
 from pipeline.store.verify import check_run, info_table
 
@@ -244,6 +245,14 @@ def test_render_draws_the_input_first(tmp_path, rgb_model, pictures):
     assert files == [f"{i}.png" for i in range(cells)]
     first = colors(tmp_path / "pics" / "pattern-2" / "0.png")
     assert {RED, BLUE} <= first  # drawn as a picture, in its own colours
+    # by the raster painter, as an RGB page (the layers' pages stay palette pages)
+    rec = run.input_records[0]
+    cell = input_cell(ChunkCache(run), rec, 2, input_scales(run)[rec.name], GridOptions())
+    assert cell.rgb and raster.supports([cell])
+    with Image.open(tmp_path / "pics" / "pattern-2" / "0.png") as png:
+        assert png.mode == "RGB"
+    with Image.open(tmp_path / "pics" / "pattern-2" / "1.png") as png:
+        assert png.mode == "P"
     for page in range(1, cells):  # the layers' pages: colormap colours only
         assert not {RED, BLUE} & colors(tmp_path / "pics" / "pattern-2" / f"{page}.png")
     # The same run without its inputs: the pages it always had.

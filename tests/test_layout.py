@@ -132,7 +132,8 @@ def test_cli_min_axis_flag():
 def test_painter_draws_one_label_per_tile(tmp_path):
     from PIL import Image
 
-    from pipeline.rendering.grids import Cell, GridOptions, PagePainter
+    from pipeline.rendering.cells import Cell, GridOptions
+    from pipeline.rendering.grids import PagePainter
 
     arr = np.random.default_rng(0).random((4, 4, 5)).astype(np.float32)
     cell = Cell(

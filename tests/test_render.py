@@ -16,7 +16,8 @@ from pipeline.capturing.stream import capture_model
 from pipeline.config import CaptureConfig, Config, SelectConfig
 from pipeline.errors import ConfigError
 from pipeline.rendering import layout
-from pipeline.rendering.grids import Cell, GridOptions, PagePainter
+from pipeline.rendering.cells import Cell, GridOptions
+from pipeline.rendering.grids import PagePainter
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,8 @@ import numpy as np
 from PIL import Image
 
 from pipeline.rendering import layout
-from pipeline.rendering.grids import Cell, GridOptions, PagePainter
+from pipeline.rendering.cells import Cell, GridOptions
+from pipeline.rendering.grids import PagePainter
 
 
 def _cells(seed: int, problem: bool = False) -> list[Cell | None]:

@@ -11,7 +11,8 @@ from PIL import Image
 
 from pipeline.cli import main
 from pipeline.errors import DamagedDataError
-from pipeline.rendering.grids import MARK_FACE, ChunkCache, GridOptions, layer_cell
+from pipeline.rendering.cells import ChunkCache, GridOptions, layer_cell
+from pipeline.rendering.grids import MARK_FACE
 from pipeline.store import MANIFEST, RunWriter, open_run
 
 LAYERS = [

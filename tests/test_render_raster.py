@@ -1,6 +1,6 @@
 """Raster grid pages look like the matplotlib pages of the same cells (channel mosaics with
-their labels, value lines and notes included); pages it cannot draw (marked cells) fall back
-to matplotlib; the pure index math and the PNG encoder, directly."""
+their labels, value lines and notes, RGB input pictures included); pages it cannot draw
+(marked cells) fall back to matplotlib; the pure index math and the PNG encoder, directly."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from PIL import Image
 
 from pipeline.rendering import layout, raster
 from pipeline.rendering import palette as pal
-from pipeline.rendering.grids import Cell, GridOptions, PagePainter, data_cell
+from pipeline.rendering.cells import Cell, GridOptions, data_cell
+from pipeline.rendering.grids import PagePainter
+from pipeline.rendering.input_cells import input_image, rgb_scale
 
 
 def _cells(seed: int) -> list[Cell | None]:
@@ -294,6 +296,117 @@ def test_channel_scale_spans_the_colormap_per_tile(tmp_path):
     assert (np.abs(fast - slow).max(axis=2) <= 24).mean() >= 0.98
 
 
+# -- RGB input cells: RGB pages ------------------------------------------------------------------
+def _picture(seed: int) -> np.ndarray:
+    """A (24, 32, 3) uint8 picture of distinct colours, as --keep-inputs stores one."""
+    rng = np.random.default_rng(seed)
+    colors = rng.choice(256**3, 24 * 32, replace=False)
+    rgb = np.stack([colors >> 16, (colors >> 8) & 255, colors & 255], axis=1)
+    return rgb.astype(np.uint8).reshape(24, 32, 3)
+
+
+def _input_page(picture: np.ndarray, opts: GridOptions) -> list[Cell | None]:
+    """An RGB input cell (built as ``input_cells.input_cell`` builds it), a 2-D output and a
+    channel mosaic."""
+    scale = rgb_scale(picture.shape, "uint8", 0.0, 255.0)
+    image = input_image(picture, scale, opts)
+    rng = np.random.default_rng(int(picture[0, 0, 0]))
+    return [
+        Cell("input picture (24, 32, 3)", image=image, vmin=0.0, vmax=1.0),
+        data_cell("dense", rng.random((50, 75), dtype=np.float32), opts),
+        data_cell("conv", rng.normal(size=(12, 12, 6)).astype(np.float32), opts),
+    ]
+
+
+def _image_box(opts: GridOptions, cells: list[Cell | None], i: int) -> tuple[float, ...]:
+    """Where matplotlib puts cell ``i``'s image: (x0, y0, x1, y1) in display pixels."""
+    painter = PagePainter(opts)
+    try:
+        painter.arrange(cells, "pattern 0")
+        painter.fig.canvas.draw()
+        return tuple(painter.axes[i].get_window_extent().extents)
+    finally:
+        painter.fig.clear()
+
+
+def test_rgb_input_page_is_drawn_by_the_raster_painter_like_matplotlib(tmp_path):
+    opts = GridOptions(rows=2, cols=2)
+    picture = _picture(1)
+    cells = _input_page(picture, opts)
+    assert cells[0].rgb and not any(c.rgb for c in cells[1:])
+    assert raster.supports(cells)
+    fast, slow = _pair(tmp_path, cells, opts=opts)
+    with Image.open(tmp_path / "fast.png") as png:
+        assert png.mode == "RGB"
+    close = np.abs(fast - slow).max(axis=2) <= 24
+    assert close.mean() >= 0.99, f"{close.mean():.4f} of pixels alike"
+    # Inside the picture, the two pages agree exactly but for the frame's anti-aliased rim.
+    x0, y0, x1, y1 = _image_box(opts, cells, 0)
+    height = fast.shape[0]
+    inner = (slice(int(height - y1) + 2, int(height - y0) - 2), slice(int(x0) + 2, int(x1) - 2))
+    assert (fast[inner] == slow[inner]).all(axis=2).mean() >= 0.99
+    # The picture's own colours, each where its pixel is: the centre of picture pixel (i, j).
+    h, w, _ = picture.shape
+    rows = (height - y1 + (np.arange(h) + 0.5) * (y1 - y0) / h).astype(int)
+    cols = (x0 + (np.arange(w) + 0.5) * (x1 - x0) / w).astype(int)
+    assert np.array_equal(fast[np.ix_(rows, cols)], picture.astype(int))
+    assert np.array_equal(slow[np.ix_(rows, cols)], picture.astype(int))
+
+
+def test_pages_without_an_rgb_cell_stay_palette_pages(tmp_path):
+    """One painter, one pattern's two pages: the one with the picture is RGB, the other a
+    palette page; the next pattern's picture replaces the first one's exactly."""
+    opts = GridOptions(rows=1, cols=2)
+    painter = raster.RasterPainter(opts)
+    one, two = _picture(2), _picture(3)
+    try:
+        for n, picture in enumerate((one, two)):
+            cells = _input_page(picture, opts)
+            painter.draw(cells[:2], tmp_path / f"{n}-0.png", f"pattern {n}")
+            painter.draw(cells[2:], tmp_path / f"{n}-1.png", f"pattern {n}")
+    finally:
+        painter.close()
+    modes = {}
+    for name in ("0-0", "0-1", "1-0", "1-1"):
+        with Image.open(tmp_path / f"{name}.png") as png:
+            modes[name] = png.mode
+    assert modes == {"0-0": "RGB", "0-1": "P", "1-0": "RGB", "1-1": "P"}
+    drawn = [{tuple(c) for c in _rgb(tmp_path / f"{n}-0.png").reshape(-1, 3)} for n in (0, 1)]
+    for picture, colors, other in ((one, drawn[0], two), (two, drawn[1], one)):
+        assert {tuple(c) for c in picture.reshape(-1, 3).tolist()} <= colors
+        assert len({tuple(c) for c in other.reshape(-1, 3).tolist()} & colors) < 10
+
+
+def test_rgb_bytes_are_matplotlibs_colours():
+    from matplotlib.cm import ScalarMappable
+
+    rng = np.random.default_rng(5)
+    floats = rng.random((7, 9, 3)).astype(np.float32)
+    floats[0, :3] = [[0.0, 1.0, 0.5], [1 / 255, 254 / 255, 0.999], [0.004, 0.996, 0.25]]
+    ours = pal.rgb_bytes(floats, (255, 255, 255))
+    theirs = ScalarMappable().to_rgba(floats, bytes=True)[..., :3]
+    assert ours.dtype == np.uint8 and np.array_equal(ours, theirs)
+    every = np.arange(256, dtype=np.uint8).reshape(1, -1, 1).repeat(3, axis=2)
+    scaled = input_image(every, 255.0, GridOptions())  # a uint8 picture, as render draws it
+    assert np.array_equal(pal.rgb_bytes(scaled, (255, 255, 255)), every)
+    odd = np.array([[[1.5, -0.5, 0.5], [np.nan, 0.0, 0.0]]], np.float32)
+    assert pal.rgb_bytes(odd, (255, 255, 255)).tolist() == [[[255, 0, 127], [255, 255, 255]]]
+
+
+def test_expand_and_put_colors():
+    rng = np.random.default_rng(6)
+    index = rng.integers(0, 256, (30, 40)).astype(np.uint8)
+    palette = rng.integers(0, 256, (256, 3)).astype(np.uint8)
+    rgb = pal.expand(index, palette)
+    assert rgb.shape == (30, 40, 3) and rgb.flags.writeable
+    assert np.array_equal(rgb, palette[index])
+    pos = np.array([0, 5, 1199])
+    colors = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], np.uint8)
+    flat = rgb.reshape(-1, 3)
+    pal.put_colors(flat, pos, colors)
+    assert np.array_equal(flat[pos], colors) and np.array_equal(flat[6], palette[index.flat[6]])
+
+
 # -- the palette PNG encoder ------------------------------------------------------------------------
 def test_png_round_trip_with_noisy_and_calm_bands(tmp_path):
     from pipeline.rendering import png
@@ -314,6 +427,24 @@ def test_png_round_trip_with_noisy_and_calm_bands(tmp_path):
         assert round(img.info["dpi"][0]) == 100
     # stored bands cost their bytes, calm ones compress
     assert 120 * 380 < (tmp_path / "p.png").stat().st_size < 140 * 400
+
+
+def test_rgb_png_round_trip_with_noisy_and_calm_bands(tmp_path):
+    from pipeline.rendering import png
+
+    rng = np.random.default_rng(1)
+    page = np.full((200, 300, 3), 255, np.uint8)
+    page[20:100, 10:290] = rng.integers(0, 256, (80, 280, 3))  # noise: stored bands
+    page[120:190, 50:250] = (30, 60, 90)  # one colour: calm
+    page[150:190, 50:250, 0] = 31  # a change in one channel only is still a change
+    noisy = png.noisy_rows(page, np.arange(200))
+    assert noisy[21:100].all() and not noisy[100:].any() and not noisy[:20].any()
+    png.save_rgb_png(tmp_path / "p.png", page, 100)
+    with Image.open(tmp_path / "p.png") as img:
+        assert img.mode == "RGB" and img.size == (300, 200)
+        assert np.array_equal(np.asarray(img), page)
+        assert round(img.info["dpi"][0]) == 100
+    assert 80 * 280 * 3 < (tmp_path / "p.png").stat().st_size < 100 * 300 * 3
 
 
 # -- glyphs --------------------------------------------------------------------------------------------

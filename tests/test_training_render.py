@@ -15,7 +15,8 @@ from pipeline import open_run
 from pipeline.errors import RenderError
 from pipeline.rendering import render
 from pipeline.rendering import timeline as tl
-from pipeline.rendering.grids import DrawReport, GridOptions, page_title
+from pipeline.rendering.cells import DrawReport, GridOptions
+from pipeline.rendering.grids import page_title
 from pipeline.rendering.training.animation import Animator
 from pipeline.rendering.training.epochs import complete_keys, gather
 from pipeline.rendering.training.evolution import EvolutionPainter, sheet_cells

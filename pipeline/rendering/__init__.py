@@ -17,7 +17,7 @@ from ..errors import RenderError
 from ..store import Run, open_run
 from . import layout
 from .architecture import place_architecture
-from .grids import DrawReport, GridOptions
+from .cells import DrawReport, GridOptions
 from .pages import draw_patterns
 from .pool import run_pieces
 

@@ -73,7 +73,7 @@ def plan(
     ticks: bool,
     title_lines: int = 1,
 ) -> Plan:
-    """The decorations of a page of ``cells`` (``grids.Cell``; None: an empty slot) on the
+    """The decorations of a page of ``cells`` (``cells.Cell``; None: an empty slot) on the
     figure ``fig``, with a page title of ``title_lines`` lines."""
     params = fig.subplotpars
     dpi = fig.dpi

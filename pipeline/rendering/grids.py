@@ -1,4 +1,5 @@
-"""Per-pattern grid pages: one cell per layer, ``imshow`` titled with layer name and shape.
+"""Per-pattern grid pages drawn with matplotlib: one ``cells.Cell`` per axes, ``imshow``
+titled with layer name and shape, damaged cells marked.
 
 A ``PagePainter`` builds its figure once and, for every later pattern, only swaps image data,
 color limits and titles before saving; that is what makes thousands of pages affordable.
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..errors import DamagedDataError, PassageError, RenderError
-from ..store import Run
-from ..store.stats import array_stats
 from . import decor, layout
+from .cells import Cell, GridOptions, auto_limits
 from .png import save_png
 
 log = logging.getLogger(__name__)
@@ -31,75 +28,6 @@ PNG_OPTIONS = {"compress_level": 1}
 # A cell whose data is missing or damaged: red frame and text on a pale red ground.
 MARK_COLOR = "#c00000"
 MARK_FACE = "#ffe0e0"
-
-
-@dataclass
-class Cell:
-    """What one grid cell shows: an image with its color limits, or a problem."""
-
-    title: str
-    image: np.ndarray | None = None
-    vmin: float | None = None
-    vmax: float | None = None
-    problem: str | None = None
-    labels: tuple[tuple[int, int, str], ...] = ()  # (row, col, text) in image pixels
-    caption: str | None = None  # the value line under the title ('min 0, max 2.5')
-    note: str | None = (
-        None  # said in place of the image ('constant 0.25'); image kept for its shape
-    )
-    # A mosaic given by its channel maps: a C-contiguous (H, W, C) array whose first
-    # ``max_tiles`` channels are the tiles. ``image`` is then built on first use (``picture``);
-    # the raster painter reads the maps directly.
-    tiles: np.ndarray | None = None
-    max_tiles: int = 64
-
-    @cached_property
-    def shape(self) -> tuple[int, ...] | None:
-        """The shape of the image the cell shows (None: no image)."""
-        if self.image is not None:
-            return self.image.shape
-        if self.tiles is not None:
-            return layout.mosaic_shape(self.tiles.shape, self.max_tiles)
-        return None
-
-    def picture(self) -> np.ndarray | None:
-        """The image the cell shows (a mosaic of ``tiles`` is built here, once)."""
-        if self.image is None and self.tiles is not None:
-            self.image = layout.channel_mosaic(self.tiles, self.max_tiles)
-        return self.image
-
-
-@dataclass
-class GridOptions:
-    rows: int = 3
-    cols: int = 3
-    cmap: str = "viridis"
-    figsize: tuple[float, float] = (10.0, 10.0)
-    dpi: int = 100
-    vector: str = "square"
-    max_channels: int = 64
-    strict: bool = False
-    ticks: bool = True  # pixel-index ticks on each cell (off on dense evolution sheets)
-    scale: str = "layer"  # color scale of a mosaic: one per "layer" or one per "channel"
-    raster: bool = True  # draw pages with the raster painter where it can (else matplotlib)
-
-
-@dataclass
-class DrawReport:
-    pages: int = 0
-    problems: list[str] = field(default_factory=list)  # one line per marked cell
-    damaged: dict[str, str] = field(default_factory=dict)  # data file -> what is wrong
-
-    def merge(self, other: DrawReport) -> None:
-        self.pages += other.pages
-        self.problems.extend(other.problems)
-        self.damaged.update(other.damaged)
-
-
-def auto_limits(image: np.ndarray) -> tuple[float, float]:
-    """Color limits of one image over its finite values (imshow's own autoscale, NaN-safe)."""
-    lo, hi, _ = array_stats(image)
-    return layout.color_limits(lo, hi)
 
 
 def static_key(cells: Sequence[Cell | None]) -> tuple[Any, ...]:
@@ -363,86 +291,6 @@ class PagePainter:
             for row, col, text in (labels if size is not None else ())
         ]
         self.label_keys[i] = key
-
-
-class ChunkCache:
-    """Holds the one most recently opened data file per layer (bounded memory).
-
-    Each file's size and checksum are checked when it is opened, so a damaged file is marked
-    instead of drawn with wrong values.
-    """
-
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self._open: dict[tuple[str, int | None], tuple[int, int, np.ndarray]] = {}
-
-    def get(self, layer: str, pattern: int, epoch: int | None) -> np.ndarray:
-        hit = self._open.get((layer, epoch))
-        if hit is not None and hit[0] <= pattern < hit[1]:
-            return hit[2][pattern - hit[0]]
-        entry = self.run.entry_for(layer, pattern, epoch)
-        arr = self.run.load(entry, check=True)  # checked once per file by the Run
-        self._open[(layer, epoch)] = (entry.first, entry.first + entry.count, arr)
-        return arr[pattern - entry.first]
-
-
-def layer_cell(
-    cache: ChunkCache,
-    layer: str,
-    pattern: int,
-    epoch: int | None,
-    opts: GridOptions,
-    report: DrawReport | None = None,
-) -> Cell:
-    """The cell of one layer for one pattern; a damaged file becomes a marked cell (recorded in
-    ``report``), or, with ``opts.strict``, a RenderError."""
-    rec = cache.run.layer(layer)
-    try:
-        data = cache.get(layer, pattern, epoch)
-    except PassageError as exc:
-        if opts.strict:
-            raise RenderError(
-                f"pattern {pattern}, layer {layer!r}: {exc} (--strict stops at the first problem)"
-            ) from exc
-        reason = exc.reason if isinstance(exc, DamagedDataError) else "not captured"
-        if report is not None:
-            where = f" ({exc.path})" if isinstance(exc, DamagedDataError) else ""
-            report.problems.append(f"pattern {pattern}, layer {layer!r}: {reason}{where}")
-            if isinstance(exc, DamagedDataError):
-                report.damaged.setdefault(exc.path, str(exc))
-        return Cell(layout.cell_title(layer, rec.shape), problem=reason)
-    # titled with the stored shape: run.json may hold None for free-size models
-    return data_cell(layer, np.asarray(data, np.float32), opts)
-
-
-def data_cell(name: str, data: np.ndarray, opts: GridOptions) -> Cell:
-    """The cell of one pattern's output ``data``: its image at the layer's color scale (or, with
-    ``opts.scale == "channel"``, each mosaic tile at its own), titled with name and shape, its
-    value range in the value line, a note when it is constant."""
-    values = layout.shown_values(data, opts.max_channels)
-    lo, hi, nonfinite = array_stats(values)
-    per_channel = opts.scale == "channel" and values.ndim == 3
-    image = tiles = None
-    vmin, vmax = layout.color_limits(lo, hi)
-    if values.ndim == 3:  # a mosaic, drawn from its channel maps
-        if per_channel:
-            tiles, vmin, vmax = layout.scale_channels(values), 0.0, 1.0
-        else:  # the whole array when it is contiguous: its first channels are the tiles
-            whole = data if data.ndim == 3 else values
-            tiles = whole if whole.flags.c_contiguous else np.ascontiguousarray(values)
-    else:
-        image = layout.to_image(values, opts.vector, opts.max_channels)
-    return Cell(
-        layout.cell_title(name, data.shape, opts.max_channels, per_channel),
-        image=image,
-        vmin=vmin,
-        vmax=vmax,
-        labels=tuple(layout.channel_labels(data.shape, opts.max_channels)),
-        caption=layout.value_caption(lo, hi, nonfinite),
-        note=layout.constant_note(lo, hi),
-        tiles=tiles,
-        max_tiles=opts.max_channels,
-    )
 
 
 def page_title(pattern: int, name: str | None, when: str | None, page: int, pages: int) -> str:

@@ -20,7 +20,7 @@ from ..store import Run
 from ..store.runinfo import InputRecord
 from ..store.stats import merge_ranges
 from . import layout
-from .grids import Cell, ChunkCache, DrawReport, GridOptions
+from .cells import Cell, ChunkCache, DrawReport, GridOptions
 
 
 def rgb_scale(

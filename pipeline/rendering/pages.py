@@ -1,6 +1,6 @@
 """Per-pattern pages: a pattern's cells (its stored model inputs first, then every layer's),
-cut into grid pages, each page drawn by the raster painter where it can draw it, else by
-matplotlib's ``PagePainter`` (which draws an RGB input cell).
+cut into grid pages, each page drawn by the raster painter where it can draw it (an RGB input
+cell included: that page is an RGB PNG), else by matplotlib's ``PagePainter`` (a marked cell).
 
 Here, not in ``grids``, so imports run one way: this module → raster → grids.
 """
@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..store import Run
 from . import layout, raster
-from .grids import ChunkCache, DrawReport, GridOptions, PagePainter, layer_cell, page_title
+from .cells import ChunkCache, DrawReport, GridOptions, layer_cell
+from .grids import PagePainter, page_title
 from .input_cells import input_cell, input_scales
 from .timeline import Timeline
 

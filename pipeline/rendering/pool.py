@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..store import Run, open_run
 from . import layout
-from .grids import DrawReport
+from .cells import DrawReport
 
 # Below this many pages a pool costs more (worker start-up) than it saves.
 POOL_MIN_PAGES = 24

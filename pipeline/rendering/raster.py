@@ -5,8 +5,11 @@ with placeholder images and kept as a palette image; probe draws record which im
 lands on which page pixel (pixels under a frame or a channel label stay static). One more
 draw shows where matplotlib puts each cell's value line and note. Each pattern then costs a
 colormap lookup of the pixels shown, a gather into a copy of the background, the value lines,
-notes and suptitle composed from cached glyphs, and a one-byte-per-pixel PNG. Pages with a
-marked (problem) cell are left to ``PagePainter``.
+notes and suptitle composed from cached glyphs, and a one-byte-per-pixel PNG. A page that
+shows a colour picture (a stored model input, ``Cell.rgb``) is composed the same way, then
+expanded to RGB through its palette, the picture's own colours written into the pixels that
+show it, and saved as an RGB PNG; pages without one stay palette PNGs. Pages with a marked
+(problem) cell are left to ``PagePainter``.
 
 The colormap is quantized to ``LEVELS`` entries (sampled at their centres); the static
 page's anti-aliased greys share the remaining palette entries.
@@ -22,9 +25,10 @@ import numpy as np
 
 from . import layout
 from . import palette as pal
+from .cells import Cell, GridOptions, auto_limits
 from .glyphs import Anchor, GlyphCache, drawable, glyph_cache, stamp
-from .grids import Cell, GridOptions, PagePainter, auto_limits, static_key
-from .png import save_indexed_png
+from .grids import PagePainter, static_key
+from .png import save_indexed_png, save_rgb_png
 from .suptitle import Suptitle
 
 LEVELS = 192  # colormap entries; entry LEVELS is the NaN colour, the rest the static page
@@ -37,15 +41,15 @@ NOTE_REFERENCE = "constant 0.25"
 
 def supports(cells: Sequence[Cell | None]) -> bool:
     """Whether the raster path can draw these cells: every cell a 2-D image (labels allowed)
-    no side longer than the probe colours can encode, value lines and notes in printable
-    ASCII."""
+    or an RGB picture, no side longer than the probe colours can encode, value lines and
+    notes in printable ASCII."""
     return all(
         c is None
         or (
             c.problem is None
             and c.shape is not None
-            and len(c.shape) == 2
-            and max(c.shape) <= pal.MAX_PROBE
+            and (len(c.shape) == 2 or c.rgb)
+            and max(c.shape[:2]) <= pal.MAX_PROBE
             and (c.caption is None or drawable(c.caption))
             and (c.note is None or drawable(c.note))
         )
@@ -59,6 +63,7 @@ class _Cell:
     src: np.ndarray  # the image pixel (flat) each of them shows; of a mosaic: the tiles' value
     caption: Anchor | None  # where the value line goes
     note: Anchor | None  # where a note goes
+    rgb: bool = False  # an RGB picture: its colours are written after the palette expansion
 
 
 @dataclass
@@ -69,6 +74,7 @@ class _Layout:
     strip: int  # rows above every axes: the suptitle's strip
     strip_bg: object  # the blank strip as an Agg region, restored before each suptitle
     greys: np.ndarray  # (256,) uint8 grey level -> palette index
+    rgb: bool = False  # a cell shows an RGB picture: the page is saved as RGB
 
     @property
     def nbytes(self) -> int:
@@ -121,11 +127,14 @@ class RasterPainter:
         self._layouts[key] = lay
         page = lay.index.copy()
         flat = page.reshape(-1)
+        pictures: list[tuple[Cell, _Cell]] = []
         for cell, where in zip(padded, lay.cells, strict=True):
             if cell is None or where is None:
                 continue
             if cell.note is not None:
                 flat[where.pos] = BAD
+            elif where.rgb:
+                pictures.append((cell, where))  # written once the page is RGB
             else:
                 self._fill(flat, where, cell)
             for text, anchor, cache in (
@@ -138,7 +147,21 @@ class RasterPainter:
         if suptitle:
             self.suptitle.draw(page, suptitle, lay.greys, lay.strip_bg, lay.strip)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_indexed_png(path, page, lay.palette, self.opts.dpi)
+        if not lay.rgb:
+            save_indexed_png(path, page, lay.palette, self.opts.dpi)
+            return
+        rgb = pal.expand(page, lay.palette)
+        flat_rgb = rgb.reshape(-1, 3)
+        for cell, where in pictures:
+            picture = cell.image
+            assert picture is not None
+            colors = picture.reshape(-1, 3)
+            if colors.shape[0] <= where.src.size:
+                shown = pal.rgb_bytes(colors, BAD_COLOR).take(where.src, axis=0)
+            else:  # a large picture in a small cell: convert the shown pixels only
+                shown = pal.rgb_bytes(colors.take(where.src, axis=0), BAD_COLOR)
+            pal.put_colors(flat_rgb, where.pos, shown)
+        save_rgb_png(path, rgb, self.opts.dpi)
 
     @staticmethod
     def _fill(flat: np.ndarray, where: _Cell, cell: Cell) -> None:
@@ -221,16 +244,18 @@ class RasterPainter:
                 cells.append(None)
                 continue
             r0, r1, c0, c1 = box
-            pos, rows, cols = pal.pixel_maps(*probe, cell.shape)
+            pos, rows, cols = pal.pixel_maps(*probe, cell.shape[:2])
             if real.tiles is not None:  # a mosaic's pixels map to its channel maps
                 ok, src = layout.mosaic_sources(rows, cols, real.tiles.shape, real.max_tiles)
                 pos = pos[ok]
-            else:
+            else:  # an image's (or an RGB picture's) pixel, row by row
                 src = rows * cell.shape[1] + cols
             br, bc = np.divmod(pos, c1 - c0)
             page_pos = (br + r0) * width + (bc + c0)
             image_px.ravel()[page_pos] = True
-            cells.append(_Cell(page_pos.astype(np.intp), src.astype(np.intp), cap, note))
+            cells.append(
+                _Cell(page_pos.astype(np.intp), src.astype(np.intp), cap, note, rgb=real.rgb)
+            )
         static = rgb.copy()
         static[image_px] = 255  # overwritten by every pattern: leave out of the palette
         codes = (
@@ -253,6 +278,7 @@ class RasterPainter:
             strip=strip,
             strip_bg=strip_bg,
             greys=pal.grey_map(extra, BAD + 1),
+            rgb=any(c is not None and c.rgb for c in cells),
         )
 
     def _anchors(
@@ -313,7 +339,7 @@ class RasterPainter:
         for axis, variant in ((0, 0), (0, 1), (1, 0)):
             canvas.restore_region(static)
             for cell, ax, im in drawn:
-                h, w = cell.shape
+                h, w = cell.shape[:2]  # an RGB picture is probed as its (H, W) map
                 n = (h, w)[axis]
                 im.set_data(np.indices((h, w), dtype=np.float32)[axis])
                 im.set_cmap(

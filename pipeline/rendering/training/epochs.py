@@ -25,7 +25,7 @@ from ...errors import PassageError, RenderError
 from ...store import Run
 from ...store.manifest import complete_records
 from .. import layout, timeline
-from ..grids import DrawReport, GridOptions
+from ..cells import DrawReport, GridOptions
 from ..pool import run_pieces
 from .animation import Animator, ffmpeg_available
 from .evolution import EvolutionPainter

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import timeline
-from ..grids import Cell, GridOptions, PagePainter
+from ..cells import Cell, GridOptions
+from ..grids import PagePainter
 
 CELL_INCHES = 2.2
 MAX_CELLS = 36
