@@ -131,19 +131,26 @@ def layer_cell(
     try:
         data = cache.get(layer, pattern, epoch)
     except PassageError as exc:
-        if opts.strict:
-            raise RenderError(
-                f"pattern {pattern}, layer {layer!r}: {exc} (--strict stops at the first problem)"
-            ) from exc
-        reason = exc.reason if isinstance(exc, DamagedDataError) else "not captured"
-        if report is not None:
-            where = f" ({exc.path})" if isinstance(exc, DamagedDataError) else ""
-            report.problems.append(f"pattern {pattern}, layer {layer!r}: {reason}{where}")
-            if isinstance(exc, DamagedDataError):
-                report.damaged.setdefault(exc.path, str(exc))
-        return Cell(layout.cell_title(layer, rec.shape), problem=reason)
+        what = f"pattern {pattern}, layer {layer!r}"
+        return problem_cell(exc, what, layout.cell_title(layer, rec.shape), opts, report)
     # titled with the stored shape: run.json may hold None for free-size models
     return data_cell(layer, np.asarray(data, np.float32), opts)
+
+
+def problem_cell(
+    exc: PassageError, what: str, title: str, opts: GridOptions, report: DrawReport | None
+) -> Cell:
+    """The marked cell of data that could not be read (``what``: "pattern 3, layer 'x'"),
+    recorded in ``report``; with ``opts.strict``, a RenderError instead."""
+    if opts.strict:
+        raise RenderError(f"{what}: {exc} (--strict stops at the first problem)") from exc
+    reason = exc.reason if isinstance(exc, DamagedDataError) else "not captured"
+    if report is not None:
+        where = f" ({exc.path})" if isinstance(exc, DamagedDataError) else ""
+        report.problems.append(f"{what}: {reason}{where}")
+        if isinstance(exc, DamagedDataError):
+            report.damaged.setdefault(exc.path, str(exc))
+    return Cell(title, problem=reason)
 
 
 def data_cell(name: str, data: np.ndarray, opts: GridOptions) -> Cell:

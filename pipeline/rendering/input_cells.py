@@ -15,12 +15,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import DamagedDataError, PassageError, RenderError
+from ..errors import PassageError
 from ..store import Run
 from ..store.runinfo import InputRecord
 from ..store.stats import merge_ranges
 from . import layout
-from .cells import Cell, ChunkCache, DrawReport, GridOptions
+from .cells import Cell, ChunkCache, DrawReport, GridOptions, problem_cell
 
 
 def rgb_scale(
@@ -76,18 +76,8 @@ def input_cell(
     try:
         data = cache.get(rec.key, pattern, None)
     except PassageError as exc:
-        if opts.strict:
-            raise RenderError(
-                f"pattern {pattern}, input {rec.name!r}: {exc} (--strict stops at the first "
-                "problem)"
-            ) from exc
-        reason = exc.reason if isinstance(exc, DamagedDataError) else "not captured"
-        if report is not None:
-            where = f" ({exc.path})" if isinstance(exc, DamagedDataError) else ""
-            report.problems.append(f"pattern {pattern}, input {rec.name!r}: {reason}{where}")
-            if isinstance(exc, DamagedDataError):
-                report.damaged.setdefault(exc.path, str(exc))
-        return Cell(layout.cell_title(name, rec.shape), problem=reason)
+        what = f"pattern {pattern}, input {rec.name!r}"
+        return problem_cell(exc, what, layout.cell_title(name, rec.shape), opts, report)
     shape = data.shape
     image = input_image(data, scale, opts)
     if scale is not None:

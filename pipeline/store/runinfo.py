@@ -41,6 +41,13 @@ def _str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _shape(value: Any, where: str) -> tuple[int | None, ...]:
+    """A record's per-pattern shape: non-negative ints, None for a free size."""
+    if not isinstance(value, list) or not all(v is None or is_int(v) for v in value):
+        raise _field(where, "a list of non-negative ints or nulls", value)
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class LayerRecord:
     """A selected layer as run.json records it (``shape`` may hold None for a free size)."""
@@ -60,10 +67,8 @@ class LayerRecord:
         for key in ("name", "class", "dir"):
             if not isinstance(d.get(key), str):
                 raise _field(f"{where}.{key}", "a string", d.get(key))
-        shape = d.get("shape")
-        if not isinstance(shape, list) or not all(v is None or is_int(v) for v in shape):
-            raise _field(f"{where}.shape", "a list of non-negative ints or nulls", shape)
-        return cls(d["index"], d["name"], d["class"], tuple(shape), d["dir"])
+        shape = _shape(d.get("shape"), f"{where}.shape")
+        return cls(d["index"], d["name"], d["class"], shape, d["dir"])
 
 
 @dataclass(frozen=True)
@@ -92,10 +97,8 @@ class InputRecord:
         for key in ("name", "dtype", "dir"):
             if not isinstance(d.get(key), str):
                 raise _field(f"{where}.{key}", "a string", d.get(key))
-        shape = d.get("shape")
-        if not isinstance(shape, list) or not all(v is None or is_int(v) for v in shape):
-            raise _field(f"{where}.shape", "a list of non-negative ints or nulls", shape)
-        return cls(d["index"], d["name"], tuple(shape), d["dtype"], d["dir"])
+        shape = _shape(d.get("shape"), f"{where}.shape")
+        return cls(d["index"], d["name"], shape, d["dtype"], d["dir"])
 
 
 def _check_inputs(value: Any, info: dict[str, Any]) -> None:
