@@ -14,11 +14,11 @@ from pipeline.capturing.diagram import (
     ensure_architecture,
     summary_text,
 )
-from pipeline.capturing.diagram_draw import BOX_COLORS, FRAME_COLORS
-from pipeline.capturing.diagram_graph import GraphNode
-from pipeline.capturing.diagram_layout import Box, Diagram, layout, page_ranges
-from pipeline.capturing.diagram_text import CHAR_W, DPI, FONT, FONT_PT, node_lines, text_size, wrap
-from pipeline.capturing.graph_trace import model_graph
+from pipeline.capturing.diagram.draw import BOX_COLORS, FRAME_COLORS
+from pipeline.capturing.diagram.graph import GraphNode
+from pipeline.capturing.diagram.layout import Box, Diagram, layout, page_ranges
+from pipeline.capturing.diagram.text import CHAR_W, DPI, FONT, FONT_PT, node_lines, text_size, wrap
+from pipeline.capturing.diagram.trace import model_graph
 from pipeline.errors import ConfigError
 
 

@@ -125,7 +125,7 @@ def test_architecture_png_without_graphviz(tmp_path, seed_model, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "rb").glob("model*")) == ["model.png", "model.txt"]
     with Image.open(tmp_path / "rb" / "model.png") as img:
         pixels = np.asarray(img.convert("RGB")).reshape(-1, 3)
-    input_box = (0xD8, 0xF0, 0xD2)  # diagram_draw.BOX_COLORS["input"]
+    input_box = (0xD8, 0xF0, 0xD2)  # diagram.draw.BOX_COLORS["input"]
     assert (np.abs(pixels.astype(int) - input_box).max(axis=1) <= 2).any()
     text = (tmp_path / "rb" / "model.txt").read_text()
     for layer in seed_model.layers:  # the summary lists every layer, with its parameters

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .diagram_graph import SEP, GraphGroup, GraphNode, Shape
+from .graph import SEP, GraphGroup, GraphNode, Shape
 
 DPI = 100
 FONT = "DejaVu Sans Mono"

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from grandalf.graphs import Edge, Graph, Vertex
 from grandalf.layouts import SugiyamaLayout
 
-from .diagram_graph import ModelGraph
-from .diagram_text import CHAR_W, LINE_H, PAD_Y, category, group_lines, node_lines, text_size, wrap
+from .graph import ModelGraph
+from .text import CHAR_W, LINE_H, PAD_Y, category, group_lines, node_lines, text_size, wrap
 
 Point = tuple[float, float]
 X_GAP = 24.0  # between boxes of one row

@@ -1,6 +1,6 @@
 """The model's graph for the diagram (pure: no Keras): nodes, edges and groups.
 
-Built from the layer calls recorded during one forward pass (``graph_trace``): every call that
+Built from the layer calls recorded during one forward pass (``trace``): every call that
 made no recorded call itself is a node (a box); a call that made some is a group (a labelled
 frame around them: a nested model, a custom block, a layer built from layers). Names are paths
 as in the store: ``outer/inner`` inside a group, ``name#2`` for a second call of one layer in

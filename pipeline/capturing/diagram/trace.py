@@ -21,7 +21,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from .diagram_graph import (
+from ..framework import keras_and_tf
+from ..inputs import is_graph_model
+from .graph import (
     SEP,
     CallRecord,
     GraphGroup,
@@ -32,8 +34,6 @@ from .diagram_graph import (
     build_graph,
     chain_graph,
 )
-from .framework import keras_and_tf
-from .inputs import is_graph_model
 
 log = logging.getLogger(__name__)
 

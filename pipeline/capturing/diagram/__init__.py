@@ -3,7 +3,7 @@
 ``model.png``: Keras' own ``plot_model(show_shapes=True, expand_nested=True)`` where pydot and
 Graphviz's ``dot`` are present; elsewhere (or when asked: ``drawer="matplotlib"`` or
 ``PASSAGE_DIAGRAM=matplotlib``) the model's traced graph laid out by ``grandalf`` and drawn
-with matplotlib (``graph_trace`` → ``diagram_layout`` → ``diagram_draw``). A diagram taller
+with matplotlib (``trace`` → ``layout`` → ``draw``). A diagram taller
 than ``MAX_PAGE_PX`` continues on ``model-2.png``, ``model-3.png``, ... Beside it,
 ``model.txt``: the model summary with all its columns (``Param #``, ``Connected to``).
 """
@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from .diagram_draw import draw_pages
-from .diagram_layout import layout, page_ranges
-from .framework import keras_and_tf
-from .graph_trace import model_graph
-from .inputs import is_graph_model
+from ...errors import ConfigError
+from ..framework import keras_and_tf
+from ..inputs import is_graph_model
+from .draw import draw_pages
+from .layout import layout, page_ranges
+from .trace import model_graph
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Draw a laid-out diagram (``diagram_layout.Diagram``) into PNG pages with matplotlib's
+"""Draw a laid-out diagram (``layout.Diagram``) into PNG pages with matplotlib's
 object API on an Agg canvas (no pyplot, no display): frames, then arrows, then boxes and their
 text, one pixel per layout unit at ``DPI``.
 """
@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from matplotlib.path import Path as MplPath
 
-from .diagram_layout import Diagram
-from .diagram_text import DPI, FONT, FONT_PT, LINE_H, PAD_X, PAD_Y
+from .layout import Diagram
+from .text import DPI, FONT, FONT_PT, LINE_H, PAD_X, PAD_Y
 
 BOX_COLORS = {
     "input": "#d8f0d2",
