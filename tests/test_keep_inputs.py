@@ -16,7 +16,7 @@ from pipeline.capturing.stream import capture_model
 from pipeline.cli import build_parser, capture_config, main
 from pipeline.config import CaptureConfig, Config, SelectConfig, from_dict
 from pipeline.errors import ConfigError, NotInRunError, SpecError, StoreError
-from pipeline.rendering import raster, render
+from pipeline.rendering import layout, raster, render
 from pipeline.rendering.cells import ChunkCache, GridOptions
 from pipeline.rendering.input_cells import input_cell, input_scales, rgb_scale
 from pipeline.store import RunWriter, open_run
@@ -249,6 +249,8 @@ def test_render_draws_the_input_first(tmp_path, rgb_model, pictures):
     rec = run.input_records[0]
     cell = input_cell(ChunkCache(run), rec, 2, input_scales(run)[rec.name], GridOptions())
     assert cell.rgb and raster.supports([cell])
+    picture = run.get_input(rec.name, 2)  # its value line: the stored values' range
+    assert cell.caption == layout.value_caption(float(picture.min()), float(picture.max()))
     with Image.open(tmp_path / "pics" / "pattern-2" / "0.png") as png:
         assert png.mode == "RGB"
     with Image.open(tmp_path / "pics" / "pattern-2" / "1.png") as png:
@@ -290,3 +292,8 @@ def test_normalized_pictures_go_through_the_colormap(tmp_path, rgb_model):
     report = render(run, tmp_path / "pics", grid=(1, 1), patterns="0", workers=1, quiet=True)
     assert report.pages == 1 + len(run.layers) and not report.problems
     assert (tmp_path / "pics" / "pattern-0" / "0.png").stat().st_size > 0
+    rec = run.input_records[0]  # a mosaic of its channels, with its value line like a layer's
+    cell = input_cell(ChunkCache(run), rec, 0, input_scales(run)[rec.name], GridOptions())
+    stored = run.get_input(rec.name, 0)
+    assert not cell.rgb and cell.tiles is not None and cell.tiles.shape == stored.shape
+    assert cell.caption == layout.value_caption(float(stored.min()), float(stored.max()))

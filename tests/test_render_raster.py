@@ -309,7 +309,7 @@ def _input_page(picture: np.ndarray, opts: GridOptions) -> list[Cell | None]:
     """An RGB input cell (built as ``input_cells.input_cell`` builds it), a 2-D output and a
     channel mosaic."""
     scale = rgb_scale(picture.shape, "uint8", 0.0, 255.0)
-    image = input_image(picture, scale, opts)
+    image = input_image(picture, scale)
     rng = np.random.default_rng(int(picture[0, 0, 0]))
     return [
         Cell("input picture (24, 32, 3)", image=image, vmin=0.0, vmax=1.0),
@@ -387,7 +387,7 @@ def test_rgb_bytes_are_matplotlibs_colours():
     theirs = ScalarMappable().to_rgba(floats, bytes=True)[..., :3]
     assert ours.dtype == np.uint8 and np.array_equal(ours, theirs)
     every = np.arange(256, dtype=np.uint8).reshape(1, -1, 1).repeat(3, axis=2)
-    scaled = input_image(every, 255.0, GridOptions())  # a uint8 picture, as render draws it
+    scaled = input_image(every, 255.0)  # a uint8 picture, as render draws it
     assert np.array_equal(pal.rgb_bytes(scaled, (255, 255, 255)), every)
     odd = np.array([[[1.5, -0.5, 0.5], [np.nan, 0.0, 0.0]]], np.float32)
     assert pal.rgb_bytes(odd, (255, 255, 255)).tolist() == [[[255, 0, 127], [255, 255, 255]]]

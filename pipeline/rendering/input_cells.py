@@ -12,15 +12,16 @@ a layer output, an (H, W, 1) one as its (H, W) map.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from ..errors import PassageError
 from ..store import Run
 from ..store.runinfo import InputRecord
-from ..store.stats import merge_ranges
+from ..store.stats import array_stats, merge_ranges
 from . import layout
-from .cells import Cell, ChunkCache, DrawReport, GridOptions, problem_cell
+from .cells import Cell, ChunkCache, DrawReport, GridOptions, data_cell, problem_cell
 
 
 def rgb_scale(
@@ -51,15 +52,9 @@ def input_scales(run: Run) -> dict[str, float | None]:
     return scales
 
 
-def input_image(data: np.ndarray, scale: float | None, opts: GridOptions) -> np.ndarray:
-    """One pattern of an input as a cell image: RGB (H, W, 3) in [0, 1] with ``scale``, else a
-    2-D map for the colormap ((H, W, 1) as (H, W); other shapes as layer outputs are)."""
-    if scale is not None:
-        return np.clip(np.asarray(data, np.float32) / np.float32(scale), 0.0, 1.0)
-    arr = np.asarray(data, np.float32)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        return arr[..., 0]
-    return layout.to_image(arr, opts.vector, opts.max_channels)
+def input_image(data: np.ndarray, scale: float) -> np.ndarray:
+    """One pattern of a picture input as a cell image: RGB (H, W, 3) in [0, 1]."""
+    return np.clip(np.asarray(data, np.float32) / np.float32(scale), 0.0, 1.0)
 
 
 def input_cell(
@@ -79,9 +74,15 @@ def input_cell(
         what = f"pattern {pattern}, input {rec.name!r}"
         return problem_cell(exc, what, layout.cell_title(name, rec.shape), opts, report)
     shape = data.shape
-    image = input_image(data, scale, opts)
     if scale is not None:
-        return Cell(layout.cell_title(name, shape), image=image, vmin=0.0, vmax=1.0)
-    one_map = len(shape) == 3 and shape[-1] == 1  # drawn as its (H, W) map, not a mosaic
-    labels = () if one_map else tuple(layout.channel_labels(shape, opts.max_channels))
-    return Cell(layout.cell_title(name, shape, opts.max_channels), image=image, labels=labels)
+        lo, hi, nonfinite = array_stats(data)
+        image = input_image(data, scale)
+        caption = layout.value_caption(lo, hi, nonfinite)
+        return Cell(
+            layout.cell_title(name, shape), image=image, vmin=0.0, vmax=1.0, caption=caption
+        )
+    # through the colormap like a layer output (value line, constant note); an (H, W, 1) input
+    # as its (H, W) map, not a one-tile mosaic, still titled with its stored shape
+    one_map = len(shape) == 3 and shape[-1] == 1
+    cell = data_cell(name, np.asarray(data[..., 0] if one_map else data, np.float32), opts)
+    return replace(cell, title=layout.cell_title(name, shape, opts.max_channels))
