@@ -8,6 +8,9 @@
   compute limit of a capture.
 - ``article_render``: a new ``plt.subplots(2, 2, figsize=(10, 10))`` per grid, ``imshow`` +
   ``set_title`` per cell, ``savefig`` PNG, ``plt.close``.
+- ``article_render_pages``: the same loop over every layer of a run on rows x cols pages, each
+  output first turned into the image render shows (a channel mosaic, a near-square vector):
+  the article's loop drawing the cells Passage draws.
 """
 
 from __future__ import annotations
@@ -89,3 +92,32 @@ def article_render(run: Run, out: Path, patterns: Sequence[int], dpi: int = 100)
         fig.savefig(out / f"pattern-{p}.png", dpi=dpi)
         plt.close(fig)
     return time.perf_counter() - start
+
+
+def article_render_pages(
+    run: Run, out: Path, patterns: Sequence[int], rows: int = 3, cols: int = 3, dpi: int = 100
+) -> tuple[float, int]:
+    """Seconds to draw every layer of ``patterns`` on ``rows`` x ``cols`` pages the article's
+    way, and how many pages that was."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipeline.rendering import layout
+
+    out.mkdir(parents=True, exist_ok=True)
+    layers = run.layers
+    drawn = 0
+    start = time.perf_counter()
+    for p in patterns:
+        for page, cells in enumerate(layout.pages(len(layers), rows, cols)):
+            fig, axes = plt.subplots(rows, cols, figsize=(10, 10))
+            for ax, i in zip(axes.ravel(), cells, strict=False):
+                arr = np.asarray(run.get(layers[i], p))
+                ax.imshow(layout.to_image(arr))
+                ax.set_title(f"{layers[i]} {arr.shape}")
+            fig.savefig(out / f"pattern-{p}-{page}.png", dpi=dpi)
+            plt.close(fig)
+            drawn += 1
+    return time.perf_counter() - start, drawn

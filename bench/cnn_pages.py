@@ -17,6 +17,7 @@ from pipeline.rendering.grids import GridOptions
 from pipeline.rendering.pages import draw_patterns
 from pipeline.store import open_run
 
+from .baselines import article_render_pages
 from .common import capture_config
 from .figures import Figure
 from .measure import interleaved, seconds
@@ -25,6 +26,22 @@ from .sizes import Sizes
 log = logging.getLogger(__name__)
 
 MODEL = "bench.models:mobilenet_v2"
+
+
+def article_loop(
+    run_dir: Path, out: Path, patterns: int, pages: dict[str, int]
+) -> Callable[[], float]:
+    """The article's render loop over the same run's cells (``baselines.article_render_pages``)."""
+
+    def measure() -> float:
+        shutil.rmtree(out, ignore_errors=True)
+        elapsed, pages["cnn article loop"] = article_render_pages(
+            open_run(run_dir), out, range(patterns)
+        )
+        shutil.rmtree(out, ignore_errors=True)
+        return elapsed
+
+    return measure
 
 
 def cnn_page_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
@@ -60,6 +77,7 @@ def cnn_page_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
         "cnn matplotlib": timed(
             "cnn matplotlib", cnn, sizes.cnn_pages_mpl, GridOptions(raster=False)
         ),
+        "cnn article loop": article_loop(cnn, out, sizes.cnn_pages_mpl, pages),
     }
     log.info("render: CNN pages, %d x %d (after one warm-up each)", sizes.repeats, len(runs))
     for measure in runs.values():  # each page layout drawn once in this process
@@ -97,6 +115,16 @@ def cnn_page_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
             None,
             f"matplotlib: {pages['cnn matplotlib']} pages, its figure drawn once per page "
             "layout, then images, labels and titles blitted",
+        ),
+        Figure(
+            f"render pages/s: {what}, raster / the article's render loop (same cells, 3x3)",
+            rate["cnn article loop"],
+            rate["cnn 3x3"],
+            "pages/s",
+            rate["cnn 3x3"] / rate["cnn article loop"],
+            None,
+            f"article: {pages['cnn article loop']} pages, a new plt.subplots(3, 3) per page, "
+            "imshow + set_title per cell, savefig, close",
         ),
     ]
     return figures

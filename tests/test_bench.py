@@ -26,6 +26,8 @@ EXPECTED = [
     "render pages/s: MobileNetV2 96x96, 9 layers / builtin:seed (3x3 default grid, one process)",
     "same, the article's 2x2 grid",
     "render pages/s: MobileNetV2 96x96, 9 layers, raster / matplotlib PagePainter (same cells, 3x3)",
+    "render pages/s: MobileNetV2 96x96, 9 layers, raster / the article's render loop (same cells, "
+    "3x3)",
     "training time with CaptureCallback / without",
 ]
 
