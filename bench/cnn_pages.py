@@ -88,12 +88,22 @@ def cnn_page_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
     how = "page layouts drawn before timing; data files checked as render does"
     figures = [
         Figure(
-            f"render pages/s: {what} / builtin:seed (3x3 default grid, one process)",
+            f"render pages/s: {what} (3x3, render's default) / the article's pages (builtin:seed, "
+            "2x2 as configs/seed.toml draws them), one process",
+            rate["seed 2x2"],
+            rate["cnn 3x3"],
+            "pages/s",
+            rate["cnn 3x3"] / rate["seed 2x2"],
+            (">=", 0.5),
+            f"{pages['cnn 3x3']} CNN pages, {pages['seed 2x2']} article pages; {how}",
+        ),
+        Figure(
+            f"render pages/s: {what} / builtin:seed (both on the 3x3 default grid, one process)",
             rate["seed 3x3"],
             rate["cnn 3x3"],
             "pages/s",
             rate["cnn 3x3"] / rate["seed 3x3"],
-            (">=", 0.5),
+            None,
             f"{pages['cnn 3x3']} CNN pages ({sizes.cnn_pages} patterns), "
             f"{pages['seed 3x3']} seed pages; {how}",
         ),

@@ -23,7 +23,10 @@ EXPECTED = [
     "capture time JSON / NPY",
     "render grids/s / article's render loop (2x2, 10x10 in, 100 dpi)",
     "render peak RSS, 8 / 4 patterns",
-    "render pages/s: MobileNetV2 96x96, 9 layers / builtin:seed (3x3 default grid, one process)",
+    "render pages/s: MobileNetV2 96x96, 9 layers (3x3, render's default) / the article's pages "
+    "(builtin:seed, 2x2 as configs/seed.toml draws them), one process",
+    "render pages/s: MobileNetV2 96x96, 9 layers / builtin:seed (both on the 3x3 default grid, "
+    "one process)",
     "same, the article's 2x2 grid",
     "render pages/s: MobileNetV2 96x96, 9 layers, raster / matplotlib PagePainter (same cells, 3x3)",
     "render pages/s: MobileNetV2 96x96, 9 layers, raster / the article's render loop (same cells, "
