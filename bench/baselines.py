@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.capturing.inputs import input_shapes
 from pipeline.capturing.models import load_model
 from pipeline.capturing.patterns import load_patterns
-from pipeline.capturing.probe import Probe, input_shapes, layer_infos
+from pipeline.capturing.probe import Probe, layer_infos
 from pipeline.capturing.selection import select_layers
 from pipeline.capturing.stream import resolve_batch_size
 from pipeline.config import Config

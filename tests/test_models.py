@@ -9,7 +9,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from pipeline.capturing.builtin_models import builtin_model  # noqa: E402
-from pipeline.capturing.probe import Probe, layer_infos, rebuild_graph  # noqa: E402
+from pipeline.capturing.graph import rebuild  # noqa: E402
+from pipeline.capturing.probe import Probe, layer_infos  # noqa: E402
 from pipeline.capturing.selection import select_layers  # noqa: E402
 from pipeline.config import CaptureConfig, Config, SelectConfig  # noqa: E402
 from pipeline.errors import SelectionError  # noqa: E402
@@ -109,7 +110,7 @@ def test_nested_two_input_two_head_outputs_match_keras():
 
 def test_rebuilt_graph_shares_weights_and_matches_model():
     model = two_input_model()
-    inputs, tensors = rebuild_graph(model)
+    inputs, tensors, _ = rebuild(model)
     rebuilt = keras.Model(inputs, [tensors["head_a"], tensors["head_b"]])
     assert len(rebuilt.weights) == len(model.weights)
     assert {id(w) for w in rebuilt.weights} == {id(w) for w in model.weights}

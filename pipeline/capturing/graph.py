@@ -200,9 +200,3 @@ def rebuild(model: Any) -> tuple[list[Any], dict[str, Any], list[Any]]:
         clone = keras.models.clone_model(model, clone_function=keep, call_function=caller(""))
         inputs, outputs = list(clone.inputs), list(clone.outputs)
     return inputs, recorded, outputs
-
-
-def rebuild_graph(model: Any) -> tuple[list[Any], dict[str, Any]]:
-    """``rebuild`` without the outputs: the new inputs and every layer's tensor by path."""
-    inputs, recorded, _ = rebuild(model)
-    return inputs, recorded

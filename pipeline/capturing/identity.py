@@ -24,8 +24,8 @@ from .. import __version__
 from ..store.crc import crc32
 from ..store.naming import layer_dir
 from .framework import keras_and_tf
+from .inputs import input_shapes
 from .patterns import PatternSource
-from .probe import input_shapes
 from .selection import LayerInfo
 
 

@@ -46,27 +46,13 @@ from .framework import keras_and_tf
 from .graph import (
     GraphEntry,
     anchors_of,
-    count_params,
     graph_containers,
     graph_entries,
     rebuild,
-    rebuild_graph,
 )
-from .inputs import describe_inputs, feed, input_names, input_shapes, is_graph_model, model_inputs
+from .inputs import describe_inputs, feed, is_graph_model, model_inputs
 from .intercept import SEP, Tracer, intercepting
 from .selection import LayerInfo
-
-__all__ = [
-    "SEP",
-    "Probe",
-    "count_params",
-    "input_names",
-    "input_shapes",
-    "is_graph_model",
-    "layer_infos",
-    "model_inputs",
-    "rebuild_graph",
-]
 
 
 def _owner(path: str, blocks: Sequence[str]) -> str | None:

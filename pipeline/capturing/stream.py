@@ -20,6 +20,7 @@ from ..store.naming import input_key
 from ..store.runinfo import read_run_json
 from .diagram import ensure_architecture
 from .identity import arrays_digest, describe_run, fingerprint, weights_digest
+from .inputs import input_names, input_shapes
 from .kept_inputs import (
     check_apart,
     drop_inputs,
@@ -32,7 +33,7 @@ from .kept_inputs import (
 from .models import load_model
 from .patterns import PatternSource, array_source, limited, load_patterns
 from .pending import pending_batches
-from .probe import Probe, input_names, input_shapes, layer_infos
+from .probe import Probe, layer_infos
 from .selection import LayerInfo, select_layers
 
 log = logging.getLogger(__name__)

@@ -41,11 +41,20 @@ def _str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def _shape(value: Any, where: str) -> tuple[int | None, ...]:
-    """A record's per-pattern shape: non-negative ints, None for a free size."""
-    if not isinstance(value, list) or not all(v is None or is_int(v) for v in value):
-        raise _field(where, "a list of non-negative ints or nulls", value)
-    return tuple(value)
+def _record(d: Any, where: str, what: str, strings: tuple[str, ...]) -> tuple[int | None, ...]:
+    """Check a run.json record: an object with a non-negative ``index``, the ``strings`` keys as
+    strings and a per-pattern ``shape`` (non-negative ints, None for a free size); its shape."""
+    if not isinstance(d, dict):
+        raise _field(where, what, d)
+    if not is_int(d.get("index")):
+        raise _field(f"{where}.index", "a non-negative int", d.get("index"))
+    for key in strings:
+        if not isinstance(d.get(key), str):
+            raise _field(f"{where}.{key}", "a string", d.get(key))
+    shape = d.get("shape")
+    if not isinstance(shape, list) or not all(v is None or is_int(v) for v in shape):
+        raise _field(f"{where}.shape", "a list of non-negative ints or nulls", shape)
+    return tuple(shape)
 
 
 @dataclass(frozen=True)
@@ -60,14 +69,7 @@ class LayerRecord:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "layers[]") -> LayerRecord:
-        if not isinstance(d, dict):
-            raise _field(where, "a layer record object", d)
-        if not is_int(d.get("index")):
-            raise _field(f"{where}.index", "a non-negative int", d.get("index"))
-        for key in ("name", "class", "dir"):
-            if not isinstance(d.get(key), str):
-                raise _field(f"{where}.{key}", "a string", d.get(key))
-        shape = _shape(d.get("shape"), f"{where}.shape")
+        shape = _record(d, where, "a layer record object", ("name", "class", "dir"))
         return cls(d["index"], d["name"], d["class"], shape, d["dir"])
 
 
@@ -90,14 +92,7 @@ class InputRecord:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "stored_inputs[]") -> InputRecord:
-        if not isinstance(d, dict):
-            raise _field(where, "an input record object", d)
-        if not is_int(d.get("index")):
-            raise _field(f"{where}.index", "a non-negative int", d.get("index"))
-        for key in ("name", "dtype", "dir"):
-            if not isinstance(d.get(key), str):
-                raise _field(f"{where}.{key}", "a string", d.get(key))
-        shape = _shape(d.get("shape"), f"{where}.shape")
+        shape = _record(d, where, "an input record object", ("name", "dtype", "dir"))
         return cls(d["index"], d["name"], shape, d["dtype"], d["dir"])
 
 

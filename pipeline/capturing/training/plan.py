@@ -16,8 +16,9 @@ from typing import Any
 from ...config import SelectConfig
 from ...errors import SpecError
 from ..identity import arrays_digest, describe_run
+from ..inputs import input_shapes
 from ..patterns import PatternSource, array_source
-from ..probe import input_shapes, layer_infos
+from ..probe import layer_infos
 from ..selection import LayerInfo, select_layers
 from ..stream import choose_batch_size
 

@@ -25,9 +25,9 @@ from ...store.manifest import complete_records, read_manifest
 from ...store.runinfo import read_run_json
 from ..diagram import ensure_architecture
 from ..framework import keras_and_tf
+from ..inputs import input_names, input_shapes
 from ..models import load_model
 from ..patterns import load_patterns
-from ..probe import input_names, input_shapes
 from . import backup
 from .callback import CaptureCallback
 from .datasets import Dataset, load_dataset, watch_indices
