@@ -6,7 +6,7 @@ CONFIG ?= configs/seed.toml
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install capture render test lint format bench bench-quick clean
+.PHONY: install capture render analyze test lint format bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ capture: $(STAMP)
 
 render: capture
 	$(BIN)/passage render --config $(CONFIG)
+
+# Statistics, dead units, top patterns and CKA over every captured pattern: RUN/analysis/.
+analyze: capture
+	$(BIN)/passage analyze --config $(CONFIG)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -27,6 +27,7 @@ from .errors import (  # noqa: E402
 from .store import Run, open_run  # noqa: E402
 
 _LAZY = {
+    "analyze": ("pipeline.analysis", "analyze"),
     "CaptureCallback": ("pipeline.capturing.training.callback", "CaptureCallback"),
     "capture": ("pipeline.capturing.stream", "capture"),
     "capture_model": ("pipeline.capturing.stream", "capture_model"),
@@ -50,6 +51,7 @@ __all__ = [
     "SpecError",
     "StoreError",
     "__version__",
+    "analyze",
     "capture",
     "capture_model",
     "open_run",

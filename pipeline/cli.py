@@ -1,4 +1,5 @@
-"""``passage`` command line: capture, render, layers, verify, info (every flag: docs/cli.md).
+"""``passage`` command line: capture, render, analyze, layers, verify, info (every flag:
+docs/cli.md).
 
 Exit status 0 on success; a user error prints one line on stderr (no traceback) and exits 2;
 a render that had to skip damaged data exits 1. Flags override the config file. ``-q`` and
@@ -110,6 +111,24 @@ def _add_render(sub: argparse._SubParsersAction, after: argparse.ArgumentParser)
     p.add_argument("--strict", action="store_true", help="stop at the first damaged file")
 
 
+def _add_analyze(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="statistics, dead units, top patterns and CKA over all of a run's patterns",
+        parents=[after],
+    )
+    p.add_argument("run", nargs="?", help="run folder (default: [capture] out of --config)")
+    p.add_argument("--config", help="TOML config file (its [analyze] and [capture] out)")
+    p.add_argument("--epoch", help="which epoch of a training run: a number or all (default)")
+    p.add_argument("--labels", help=".npy file of one integer class per pattern")
+    p.add_argument("--against", help="another run over the same patterns: cross-run CKA")
+    p.add_argument("--top", type=int, help="patterns kept per channel (default 9)")
+    p.add_argument("--workers", type=int, help="processes (default: one per core)")
+    p.add_argument("--max-channels", type=int, help="channels drawn per sheet (default 64)")
+    p.add_argument("--no-cka", action="store_true", help="skip the CKA matrices")
+    p.add_argument("--no-pictures", action="store_true", help="write the arrays only")
+
+
 def _add_layers(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "layers",
@@ -152,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_capture(sub, after)
     _add_render(sub, after)
+    _add_analyze(sub, after)
     _add_layers(sub, after)
     for name, text in (
         ("verify", "check every data file against the manifest"),
@@ -286,6 +306,51 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import analyze
+
+    cfg = cfgmod.override(
+        load_config(args.config),
+        "analyze",
+        epoch=args.epoch,
+        labels=args.labels,
+        against=args.against,
+        top=args.top,
+        workers=args.workers,
+        max_channels=args.max_channels,
+        cka=False if args.no_cka else None,
+        pictures=False if args.no_pictures else None,
+    )
+    a = cfg.analyze
+    run_dir = args.run or cfg.capture.out
+    report = analyze(
+        run_dir,
+        epoch=a.epoch,
+        labels=a.labels or None,
+        against=a.against or None,
+        top=a.top,
+        workers=a.workers,
+        cka=a.cka,
+        pictures=a.pictures,
+        max_channels=a.max_channels,
+        cmap=cfg.render.cmap,
+        quiet=args.quiet,
+    )
+    if report.problems:
+        for line in report.problems[:20]:
+            log.warning("%s", line)
+        sys.stderr.write(
+            f"passage: analyzed into {report.out}; left out {len(report.problems)} layer(s) "
+            f"with damaged data files; run `passage verify {run_dir}`\n"
+        )
+        return 1
+    log.info(
+        "analysis is in %s (%d file(s) computed, %d up to date, %d picture(s))",
+        report.out, len(report.computed), len(report.reused), len(report.pictures),
+    )
+    return 0
+
+
 def cmd_layers(args: argparse.Namespace) -> int:
     from .capturing.listing import layer_table
     from .capturing.models import load_model
@@ -312,6 +377,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 COMMANDS = {
     "capture": cmd_capture,
     "render": cmd_render,
+    "analyze": cmd_analyze,
     "layers": cmd_layers,
     "verify": cmd_verify,
     "info": cmd_info,

@@ -87,6 +87,18 @@ class RenderConfig:
 
 
 @dataclass(frozen=True)
+class AnalyzeConfig:
+    epoch: str = "all"  # "all" or an epoch number
+    labels: str = ""  # .npy of one integer per pattern; empty: a training run's own labels
+    against: str = ""  # another run over the same patterns: cross-run CKA
+    top: int = 9  # patterns kept per channel
+    workers: int = 0  # 0: one per core when the data is large enough
+    cka: bool = True
+    pictures: bool = True
+    max_channels: int = 64
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     dataset: str = ""
     x_key: str = "x"
@@ -111,6 +123,7 @@ class Config:
     select: SelectConfig = field(default_factory=SelectConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     train: TrainConfig | None = None
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -217,6 +230,14 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[render] scale: expected 'layer' or 'channel', received {r.scale!r}")
     if r.workers < 0:
         raise ConfigError(f"[render] workers: expected >= 0, received {r.workers}")
+    a = cfg.analyze
+    if a.epoch != "all" and not a.epoch.isdigit():
+        raise ConfigError(f"[analyze] epoch: expected 'all' or an epoch number, received {a.epoch!r}")
+    if a.top < 1 or a.workers < 0 or a.max_channels < 1:
+        raise ConfigError(
+            "[analyze]: expected top >= 1, workers >= 0 and max_channels >= 1, received "
+            f"top={a.top} workers={a.workers} max_channels={a.max_channels}"
+        )
     t = cfg.train
     if t is not None and c.keep_inputs:
         raise ConfigError(
@@ -241,6 +262,7 @@ SECTIONS: dict[str, type] = {
     "select": SelectConfig,
     "render": RenderConfig,
     "train": TrainConfig,
+    "analyze": AnalyzeConfig,
 }
 
 

@@ -15,6 +15,8 @@ PATH_KEYS: dict[tuple[str, str], str] = {
     ("capture", "patterns"): "patterns",
     ("capture", "out"): "path",
     ("render", "out"): "path",
+    ("analyze", "labels"): "path",
+    ("analyze", "against"): "path",
     ("train", "dataset"): "dataset",
     ("train", "watch"): "patterns",
 }

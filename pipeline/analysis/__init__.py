@@ -3,3 +3,7 @@
 Mergeable reductions per (layer, epoch, piece of patterns), CKA between layers, runs and epochs,
 written to ``RUN/analysis/`` and drawn as summary pictures.
 """
+
+from .runner import AnalysisReport, analyze
+
+__all__ = ["AnalysisReport", "analyze"]

@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 
 from ..errors import DamagedDataError, NotInRunError, StoreError
-from . import codecs
+from . import analysis_files, codecs
 from .manifest import MANIFEST, METRICS, RUN_JSON, ManifestEntry, read_manifest
 from .runinfo import InputRecord, LayerRecord, read_run_json
 
@@ -263,6 +263,27 @@ class Run:
     def iter_input_chunks(self, name: str) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_pattern_index, array)`` of the stored input ``name``, file by file."""
         yield from self.iter_chunks(self.input(name).key)
+
+    # -- analysis (written by `passage analyze`) ------------------------------------------------
+    def analysis(self, layer: str, epoch: int | None = None) -> dict[str, np.ndarray]:
+        """One layer's statistics over the patterns (``RUN/analysis/<layer folder>[/epoch-E]
+        .npz``; the last epoch when ``epoch`` is None): ``mean``, ``std``, ``min``, ``max``,
+        ``frac_positive``, ``count``, ``nonfinite``, ``channel_mean``, ``channel_std``,
+        ``channel_frac_positive``, ``dead``, ``hist_edges``, ``hist_counts``, ``top_index``,
+        ``top_value``, and ``classes``, ``class_channel_mean`` when labels were given."""
+        rec = self.layer(layer)
+        ep = self._epoch(epoch)
+        rel = analysis_files.layer_file(rec.dir, ep)
+        what = f"layer {layer!r}" + ("" if ep is None else f" at epoch {ep}")
+        return analysis_files.load_result(self.path, rel, what)
+
+    def cka(self, epoch: int | None = None) -> tuple[list[str], np.ndarray]:
+        """``(names, matrix)``: linear CKA between every pair of the run's layers over its
+        patterns (at ``epoch``; the last one when None), as ``passage analyze`` stored it."""
+        ep = self._epoch(epoch)
+        what = "CKA" + ("" if ep is None else f" at epoch {ep}")
+        data = analysis_files.load_result(self.path, analysis_files.cka_file(ep), what)
+        return [str(n) for n in data["names"]], data["matrix"]
 
     def metrics(self) -> list[dict[str, Any]]:
         """Per-epoch training metrics (``metrics.jsonl``); a malformed line is skipped."""

@@ -1,0 +1,193 @@
+"""CKA over a run's files: layers x layers (per epoch), each layer over the epochs against the
+last one (training runs), and this run's layers x another run's (``--against``).
+
+Views (one layer at one epoch of one run) are read chunk by chunk over the same patterns and
+fed to the accumulators of ``cka.py``: exact when every view has at most ``MAX_EXACT``
+features (and the exact state fits ``STATE_BYTES``), else the unbiased minibatch estimator over
+consecutive batches of ``BATCH`` patterns. Patterns holding NaN or infinity in any view are
+left out and counted (``excluded``). CKA results are not resumed piece by piece: an analysis
+interrupted during CKA computes it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from ..store import Run
+from ..store import analysis_files as files
+from .cka import ExactCka, MinibatchCka, linear_cka
+from .plan import complete_prefix, digest, entries_digest, used_entries
+from .tasks import read_rows
+
+if TYPE_CHECKING:
+    from .runner import AnalysisReport
+
+log = logging.getLogger(__name__)
+
+MAX_EXACT = 4096
+BATCH = 256
+STATE_BYTES = 1 << 30
+
+View = tuple[Run, str, "int | None"]
+
+
+def _features(run: Run, layer: str, epoch: int | None) -> int:
+    entries = run.chunks(layer, epoch)
+    shape = entries[0].shape if entries else tuple(v or 0 for v in run.layer(layer).shape)
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _views_key(views: Sequence[View], stop: int) -> str:
+    return digest(
+        [(str(r.path), name, ep, entries_digest(used_entries(r, name, ep, stop), stop))
+         for r, name, ep in views],
+        MAX_EXACT,
+        BATCH,
+    )
+
+
+def _bounds(views: Sequence[View], stop: int) -> list[tuple[int, int]]:
+    run, name, ep = views[0]
+    return [(e.first, min(stop, e.first + e.count)) for e in used_entries(run, name, ep, stop)]
+
+
+def compute(views: Sequence[View], stop: int, desc: str, quiet: bool) -> dict[str, Any]:
+    """CKA between ``views`` over patterns 0..stop-1: ``matrix``, ``method``, ``batch_size``,
+    ``patterns`` (used) and ``excluded`` (left out for NaN/Inf)."""
+    feats = [_features(*v) for v in views]
+    exact = max(feats) <= MAX_EXACT and sum(feats) ** 2 * 8 <= STATE_BYTES
+    acc: ExactCka | MinibatchCka = ExactCka(feats) if exact else MinibatchCka(len(views), BATCH)
+    excluded = 0
+    waiting: list[list[np.ndarray]] = [[] for _ in views]
+    held = 0
+    bounds = _bounds(views, stop)
+    for a, b in tqdm(bounds, desc=desc, unit="chunk", disable=quiet, leave=False):
+        blocks = [read_rows(r, name, ep, a, b).reshape(b - a, -1) for r, name, ep in views]
+        finite = np.ones(b - a, bool)
+        for blk in blocks:
+            if blk.dtype.kind == "f":
+                finite &= np.isfinite(blk).all(axis=1)
+        excluded += int((~finite).sum())
+        if not finite.all():
+            blocks = [blk[finite] for blk in blocks]
+        if exact:
+            if blocks[0].shape[0]:
+                acc.update(blocks)
+            continue
+        for i, blk in enumerate(blocks):
+            waiting[i].append(blk)
+        held += blocks[0].shape[0]
+        while held >= BATCH:
+            joined = [np.concatenate(w) for w in waiting]
+            acc.update([j[:BATCH] for j in joined])
+            waiting = [[j[BATCH:]] for j in joined]
+            held -= BATCH
+    if not exact and held >= 4:  # the last, shorter batch still gives an unbiased estimate
+        acc.update([np.concatenate(w) for w in waiting])
+    return {
+        "matrix": acc.matrix(),
+        "method": np.array(acc.method),
+        "batch_size": np.array(0 if exact else BATCH),
+        "patterns": np.array(acc.patterns),
+        "excluded": np.array(excluded),
+    }
+
+
+def _keep(
+    run: Run, rel: str, key: str, arrays: dict[str, Any], index: dict, report: AnalysisReport
+) -> None:
+    files.write_arrays(files.folder(run.path) / rel, arrays)
+    index[rel] = {"key": key}
+    files.write_index(run.path, index)
+    report.computed.append(rel)
+
+
+def _fresh(run: Run, rel: str, key: str, index: dict, report: AnalysisReport) -> bool:
+    if (index.get(rel) or {}).get("key") == key and (files.folder(run.path) / rel).is_file():
+        report.reused.append(rel)
+        return True
+    return False
+
+
+def layers_cka(
+    run: Run, epochs: Sequence[int | None], report: AnalysisReport, index: dict, quiet: bool
+) -> None:
+    """``cka.npz`` (``cka/epoch-E.npz``): the run's layers x layers at each epoch."""
+    for ep in epochs:
+        stop = report.prefix.get(ep, 0)
+        if stop < 2 or not run.layers:
+            continue
+        views = [(run, name, ep) for name in run.layers]
+        rel, key = files.cka_file(ep), _views_key(views, stop)
+        if _fresh(run, rel, key, index, report):
+            continue
+        out = compute(views, stop, "cka" if ep is None else f"cka epoch {ep}", quiet)
+        out["names"] = np.array(run.layers)
+        _keep(run, rel, key, out, index, report)
+
+
+def epochs_cka(
+    run: Run, epochs: Sequence[int | None], report: AnalysisReport, index: dict, quiet: bool
+) -> None:
+    """``cka-epochs.npz``: each layer's CKA between every epoch and the last one (layers x
+    epochs), over the patterns every epoch holds."""
+    last = epochs[-1]
+    stop = min(report.prefix.get(ep, 0) for ep in epochs)
+    if stop < 2:
+        return
+    views = [(run, name, ep) for name in run.layers for ep in epochs]
+    rel, key = "cka-epochs.npz", _views_key(views, stop)
+    if _fresh(run, rel, key, index, report):
+        return
+    matrix = np.full((len(run.layers), len(epochs)), np.nan)
+    for i, name in enumerate(tqdm(run.layers, desc="cka epochs", disable=quiet, leave=False)):
+        ref = read_rows(run, name, last, 0, stop).reshape(stop, -1)
+        for j, ep in enumerate(epochs):
+            x = ref if ep == last else read_rows(run, name, ep, 0, stop).reshape(stop, -1)
+            ok = np.isfinite(x).all(axis=1) & np.isfinite(ref).all(axis=1)
+            if ok.sum() >= 2:
+                matrix[i, j] = linear_cka(x[ok], ref[ok])
+    out = {
+        "names": np.array(run.layers),
+        "epochs": np.array(epochs, np.int64),
+        "matrix": matrix,
+        "patterns": np.array(stop),
+    }
+    _keep(run, rel, key, out, index, report)
+
+
+def against_runs(
+    run: Run, other: Run, epoch: int | None, report: AnalysisReport, index: dict, quiet: bool
+) -> None:
+    """``cka-against.npz``: this run's layers x the other run's layers over the same patterns
+    (each run at its last recorded epoch, this one at ``epoch``)."""
+    mine = (run.info.get("identity") or {}).get("patterns")
+    theirs = (other.info.get("identity") or {}).get("patterns")
+    if run.num_patterns != other.num_patterns or (mine and theirs and mine != theirs):
+        raise ConfigError(
+            f"--against: expected a run over the same patterns as {run.path} "
+            f"({run.num_patterns} from {run.info.get('patterns')!r}), received {other.path} "
+            f"({other.num_patterns} from {other.info.get('patterns')!r}); capture the other "
+            "model with the same --patterns"
+        )
+    other_ep = other.epochs[-1] if other.epochs else None
+    stop = min(report.prefix.get(epoch, 0), complete_prefix(other, other_ep))
+    if stop < 2:
+        return
+    views = [(run, n, epoch) for n in run.layers] + [(other, n, other_ep) for n in other.layers]
+    rel, key = "cka-against.npz", _views_key(views, stop)
+    if _fresh(run, rel, key, index, report):
+        return
+    out = compute(views, stop, "cka against", quiet)
+    k = len(run.layers)
+    out["matrix"] = out["matrix"][:k, k:]
+    out["names"] = np.array(run.layers)
+    out["other_names"] = np.array(other.layers)
+    out["other_run"] = np.array(str(other.path))
+    _keep(run, rel, key, out, index, report)

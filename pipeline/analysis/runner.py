@@ -1,0 +1,263 @@
+"""``analyze(run, ...)``: every layer's statistics, the CKA matrices and the pictures.
+
+The run's lock is held for the whole analysis: a run still being captured is refused (its
+capture holds the lock), and a capture cannot start while analyze writes. A run whose capture
+stopped early is analyzed up to its complete prefix (the patterns every layer holds), with a
+warning; analyzing again after the capture finished computes the files again.
+
+Layer statistics are cut into pieces (a few data files of one layer at one epoch) spread over
+a process pool; each piece's partial result is kept under ``analysis/.partial/`` so that an
+analysis killed at any moment resumes where it was. ``analysis/index.json`` records what each
+file was computed from: a rerun skips what is up to date.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, DamagedDataError
+from ..store import Run, open_run
+from ..store import analysis_files as files
+from ..store.lock import RunLock
+from . import labels as labelmod
+from . import plan
+from .cka_runs import against_runs, epochs_cka, layers_cka
+from .plan import LayerJob, Piece, complete_prefix, digest, layer_job
+from .reductions import LayerReduction
+from .tasks import Settings, new_reduction, partial_path, reduce_piece
+
+log = logging.getLogger(__name__)
+
+# Below this many bytes of data a process pool costs more (start-up) than it saves.
+POOL_MIN_BYTES = 96 << 20
+
+
+@dataclass
+class AnalysisReport:
+    """What ``analyze`` did: files written or up to date, pictures, and problems (damaged
+    data files that left a layer out)."""
+
+    out: Path
+    computed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    pictures: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    prefix: dict[int | None, int] = field(default_factory=dict)
+    pieces: int = 0  # pieces of layer data reduced (not taken from a kept partial result)
+
+
+def resolve_epochs(run: Run, epoch: int | str | None) -> list[int | None]:
+    """``"all"`` (or None): every recorded epoch; an int: that one (checked)."""
+    recorded = run.epochs
+    if epoch is None or epoch == "all":
+        return recorded
+    try:
+        wanted = int(epoch)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--epoch: expected an epoch number or 'all', received {epoch!r}") from None
+    if wanted not in recorded:
+        shown = "none (a batch run)" if recorded == [None] else str(recorded)
+        raise ConfigError(f"--epoch: epoch {wanted} is not in run {run.path}; recorded: {shown}")
+    return [wanted]
+
+
+def analyze(
+    run: str | Path | Run,
+    epoch: int | str | None = "all",
+    labels: str | Path | None = None,
+    against: str | Path | None = None,
+    top: int = 9,
+    workers: int = 0,
+    cka: bool = True,
+    pictures: bool = True,
+    max_channels: int = 64,
+    cmap: str = "viridis",
+    quiet: bool = False,
+) -> AnalysisReport:
+    """Analyze a captured run into ``RUN/analysis/`` (see the module docstring)."""
+    if top < 1:
+        raise ConfigError(f"--top: expected K >= 1, received {top}")
+    run = run if isinstance(run, Run) else open_run(run)
+    lock = RunLock(run.path)
+    lock.acquire()
+    try:
+        run = open_run(run.path)  # the manifest as it is now that no capture can append
+        return _analyze(
+            run, epoch, labels, against, top, workers, cka, pictures, max_channels, cmap, quiet
+        )
+    finally:
+        lock.release()
+
+
+def _analyze(
+    run: Run,
+    epoch: int | str | None,
+    labels_path: str | Path | None,
+    against: str | Path | None,
+    top: int,
+    workers: int,
+    cka: bool,
+    pictures: bool,
+    max_channels: int,
+    cmap: str,
+    quiet: bool,
+) -> AnalysisReport:
+    report = AnalysisReport(files.folder(run.path))
+    epochs = resolve_epochs(run, epoch)
+    labels, class_names = labelmod.resolve(run, labels_path)
+    for ep in epochs:
+        report.prefix[ep] = stop = complete_prefix(run, ep)
+        if stop < run.num_patterns:
+            at = "" if ep is None else f" at epoch {ep}"
+            log.warning(
+                "run %s is incomplete%s: analyzing its complete prefix, patterns 0..%d of %d; "
+                "finish the capture (rerun it) and analyze again for all of them",
+                run.path, at, stop - 1, run.num_patterns,
+            )
+    stop_all = max(report.prefix.values(), default=0)
+    classes = None if labels is None else np.unique(labels[:stop_all])
+    settings = Settings(top, labels, classes)
+    how = digest(top, None if labels is None else digest(labels.tobytes()))
+    jobs = [
+        layer_job(run, name, ep, report.prefix[ep], how, plan.PIECE_BYTES)
+        for ep in epochs
+        for name in run.layers
+        if report.prefix[ep] > 0
+    ]
+    index = files.read_index(run.path)
+    todo = [job for job in jobs if not _up_to_date(run, index, job)]
+    report.reused = [job_file(job) for job in jobs if job not in todo]
+    if todo:
+        _reduce_jobs(run, todo, settings, workers, quiet, index, report)
+    if cka:
+        layers_cka(run, epochs, report, index, quiet)
+        if run.is_training and len(epochs) > 1:
+            epochs_cka(run, epochs, report, index, quiet)
+        if against:
+            against_runs(run, open_run(against), epochs[-1], report, index, quiet)
+    if pictures:
+        from .sheets import draw_all
+
+        draw_all(run, epochs, report, class_names, max_channels, cmap, quiet)
+    return report
+
+
+def job_file(job: LayerJob) -> str:
+    return files.layer_file(job.dir, job.epoch)
+
+
+def _up_to_date(run: Run, index: dict, job: LayerJob) -> bool:
+    rel = job_file(job)
+    rec = index.get(rel) or {}
+    return rec.get("key") == job.key and (files.folder(run.path) / rel).is_file()
+
+
+def _reduce_jobs(
+    run: Run,
+    jobs: Sequence[LayerJob],
+    settings: Settings,
+    workers: int,
+    quiet: bool,
+    index: dict,
+    report: AnalysisReport,
+) -> None:
+    run_path = str(run.path)
+    pending = [(job, p) for job in jobs for p in job.pieces if not partial_path(run_path, p).is_file()]
+    total = sum(p.nbytes for _, p in pending)
+    report.pieces = len(pending)
+    n = _workers(workers, len(pending), total)
+    failed: dict[str, str] = {}
+    left = {job.key: len(job.pieces) for job in jobs}
+    for job in jobs:
+        left[job.key] -= sum(1 for p in job.pieces if partial_path(run_path, p).is_file())
+
+    def finished(job: LayerJob) -> None:
+        if job.key not in failed:
+            _finish_job(run, job, settings, index)
+            report.computed.append(job_file(job))
+
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc="analyze", disable=quiet, leave=False
+    ) as bar:
+        for job in jobs:
+            if left[job.key] == 0:
+                finished(job)
+
+        def done(job: LayerJob, piece: Piece, error: BaseException | None) -> None:
+            bar.update(piece.nbytes)
+            if isinstance(error, DamagedDataError):
+                if job.key not in failed:
+                    failed[job.key] = str(error)
+                    report.problems.append(f"layer {job.layer!r} left out: {error}")
+            elif error is not None:
+                raise error
+            left[job.key] -= 1
+            if left[job.key] == 0:
+                finished(job)
+
+        _run_pieces(run_path, pending, settings, n, done)
+    partial = files.folder(run.path) / files.PARTIAL
+    if partial.is_dir() and not any(partial.iterdir()):
+        partial.rmdir()
+
+
+def _workers(workers: int, pieces: int, total_bytes: int) -> int:
+    if workers > 0:
+        return min(workers, max(1, pieces))
+    if total_bytes < POOL_MIN_BYTES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, pieces))
+
+
+def _run_pieces(
+    run_path: str,
+    pending: Sequence[tuple[LayerJob, Piece]],
+    settings: Settings,
+    n: int,
+    done: Callable[[LayerJob, Piece, BaseException | None], None],
+) -> None:
+    if n <= 1:
+        for job, piece in pending:
+            try:
+                reduce_piece(run_path, job, piece, settings)
+            except DamagedDataError as exc:
+                done(job, piece, exc)
+                continue
+            done(job, piece, None)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        futures: list[tuple[LayerJob, Piece, Future[str]]] = [
+            (job, piece, pool.submit(reduce_piece, run_path, job, piece, settings))
+            for job, piece in pending
+        ]
+        try:
+            for job, piece, fut in futures:
+                done(job, piece, fut.exception())
+        except BaseException:
+            for _, _, fut in futures:
+                fut.cancel()
+            raise
+
+
+def _finish_job(run: Run, job: LayerJob, settings: Settings, index: dict) -> None:
+    """Merge a job's partial results, write its file and index line, drop the partials."""
+    red: LayerReduction = new_reduction(job, settings)
+    paths = [partial_path(run.path, p) for p in job.pieces]
+    for path in paths:
+        red.merge(LayerReduction.from_state(files.read_arrays(path)))
+    rel = job_file(job)
+    files.write_arrays(files.folder(run.path) / rel, red.result())
+    index[rel] = {"key": job.key, "patterns": job.stop, "layer": job.layer, "epoch": job.epoch}
+    files.write_index(run.path, index)
+    for path in paths:
+        path.unlink(missing_ok=True)
