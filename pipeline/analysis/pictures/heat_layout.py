@@ -32,20 +32,46 @@ def shorten(name: str, limit: int = NAME_LIMIT) -> str:
     return ELLIPSIS + tail
 
 
+def common_parts(names: Sequence[str]) -> tuple[int, int]:
+    """How many leading and trailing path components ('a/b/c') all ``names`` share (at
+    least one component of each name is left over)."""
+    split = [n.split("/") for n in names]
+    if len(set(names)) < 2:
+        return 0, 0
+    lead = 0
+    while all(len(p) > lead + 1 for p in split) and len({p[lead] for p in split}) == 1:
+        lead += 1
+    trail = 0
+    while (
+        all(len(p) > lead + trail + 1 for p in split) and len({p[-1 - trail] for p in split}) == 1
+    ):
+        trail += 1
+    return lead, trail
+
+
 def short_names(names: Sequence[str], limit: int = NAME_LIMIT) -> list[str]:
-    """Every name shortened (``shorten``); names whose ends coincide keep their start and
-    their end with '…' in the middle, so the labels stay distinct where the names are."""
-    short = [shorten(n, limit) for n in names]
+    """Labels of at most ``limit`` characters that stay distinct where the names are: when a
+    name is too long, the path components all names share at the start and the end become
+    '…', then each is cut to its end (``shorten``); names whose ends still coincide keep
+    their start and their end with '…' in the middle."""
+    names = list(names)
+    if all(len(n) <= limit for n in names):
+        return names
+    lead, trail = common_parts(names)
+    kept = []
+    for n in names:
+        parts = n.split("/")
+        middle = "/".join(parts[lead : len(parts) - trail])
+        kept.append(f"{ELLIPSIS}/" * bool(lead) + middle + f"/{ELLIPSIS}" * bool(trail))
+    short = [shorten(n, limit) for n in kept]
     seen: dict[str, int] = {}
     for s in short:
         seen[s] = seen.get(s, 0) + 1
     head = (limit - 1) // 2
-    out = []
-    for name, s in zip(names, short, strict=True):
-        if seen[s] > 1 and s != name:
-            s = name[:head] + ELLIPSIS + name[-(limit - 1 - head) :]
-        out.append(s)
-    return out
+    return [
+        k[:head] + ELLIPSIS + k[-(limit - 1 - head) :] if seen[s] > 1 and s != k else s
+        for k, s in zip(kept, short, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

@@ -212,10 +212,21 @@ def _channels(ax: Any, mean: np.ndarray, std: np.ndarray, dead: np.ndarray) -> N
         ax.fill_between(x, mean - std, mean + std, color=BAR, alpha=0.25, linewidth=0)
         ax.scatter(x[dead], mean[dead], color=MARK, marker="x", s=24, zorder=3)
     ax.axhline(0.0, color="#888888", linewidth=0.6)
-    missing = int(np.count_nonzero(~np.isfinite(mean)))
+    empty = ~np.isfinite(mean)
+    if empty.any():  # no finite value: a grey ring on the zero line
+        ax.scatter(
+            x[empty],
+            np.zeros(int(empty.sum())),
+            marker="o",
+            s=28,
+            zorder=3,
+            facecolors="none",
+            edgecolors="#777777",
+        )
+    missing = int(np.count_nonzero(empty))
     title = "channel activation (mean over the other axes): mean ± std over patterns"
     title += f"; dead in red ({int(dead.sum())})" if dead.any() else ""
-    title += f"; {missing} without a finite value" if missing else ""
+    title += f"; {missing} without a finite value (grey rings)" if missing else ""
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("channel", fontsize=9)
     ax.set_xlim(-0.7, mean.size - 0.3)
