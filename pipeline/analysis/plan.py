@@ -9,6 +9,7 @@ the files it came from are the same.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,13 @@ from ..store import ManifestEntry, Run
 from ..store.stats import merge_ranges
 
 PIECE_BYTES = 256 << 20
+PIECE_ENV = "PASSAGE_PIECE_BYTES"  # overrides PIECE_BYTES (finer resume points, tests)
+
+
+def piece_bytes() -> int:
+    """Bytes of data per piece: ``$PASSAGE_PIECE_BYTES`` when set, else ``PIECE_BYTES``."""
+    text = os.environ.get(PIECE_ENV, "")
+    return int(text) if text.isdigit() and int(text) > 0 else PIECE_BYTES
 
 
 def digest(*parts: object) -> str:

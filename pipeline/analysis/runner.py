@@ -128,7 +128,7 @@ def _analyze(
     settings = Settings(top, labels, classes)
     how = digest(top, None if labels is None else digest(labels.tobytes()))
     jobs = [
-        layer_job(run, name, ep, report.prefix[ep], how, plan.PIECE_BYTES)
+        layer_job(run, name, ep, report.prefix[ep], how, plan.piece_bytes())
         for ep in epochs
         for name in run.layers
         if report.prefix[ep] > 0
