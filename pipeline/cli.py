@@ -346,7 +346,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 1
     log.info(
         "analysis is in %s (%d file(s) computed, %d up to date, %d picture(s))",
-        report.out, len(report.computed), len(report.reused), len(report.pictures),
+        report.out,
+        len(report.computed),
+        len(report.reused),
+        len(report.pictures),
     )
     return 0
 

@@ -232,7 +232,9 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[render] workers: expected >= 0, received {r.workers}")
     a = cfg.analyze
     if a.epoch != "all" and not a.epoch.isdigit():
-        raise ConfigError(f"[analyze] epoch: expected 'all' or an epoch number, received {a.epoch!r}")
+        raise ConfigError(
+            f"[analyze] epoch: expected 'all' or an epoch number, received {a.epoch!r}"
+        )
     if a.top < 1 or a.workers < 0 or a.max_channels < 1:
         raise ConfigError(
             "[analyze]: expected top >= 1, workers >= 0 and max_channels >= 1, received "

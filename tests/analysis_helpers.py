@@ -122,18 +122,36 @@ def reference(x: np.ndarray, k: int = 9, labels: np.ndarray | None = None) -> di
         out["classes"] = classes
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out["class_channel_mean"] = np.array([np.nanmean(act[labels == v], axis=0) for v in classes])
+            out["class_channel_mean"] = np.array(
+                [np.nanmean(act[labels == v], axis=0) for v in classes]
+            )
     return out
 
 
-def check_result(got: Mapping[str, np.ndarray], want: Mapping[str, Any], rtol: float = 1e-5) -> None:
+def check_result(
+    got: Mapping[str, np.ndarray], want: Mapping[str, Any], rtol: float = 1e-5
+) -> None:
     """Every key of ``got`` against numpy's answer ``want``."""
     assert set(KEYS) <= set(got)
-    for key in ("mean", "std", "min", "max", "frac_positive", "channel_mean", "channel_std",
-                "channel_frac_positive", "top_value"):
+    for key in (
+        "mean",
+        "std",
+        "min",
+        "max",
+        "frac_positive",
+        "channel_mean",
+        "channel_std",
+        "channel_frac_positive",
+        "top_value",
+    ):
         scale = np.nanmax(np.abs(want[key])) if np.isfinite(want[key]).any() else 1.0
         np.testing.assert_allclose(
-            got[key], want[key], rtol=rtol, atol=rtol * max(scale, 1e-12), equal_nan=True, err_msg=key
+            got[key],
+            want[key],
+            rtol=rtol,
+            atol=rtol * max(scale, 1e-12),
+            equal_nan=True,
+            err_msg=key,
         )
         assert got[key].shape == want[key].shape, key
     for key in ("count", "dead", "top_index"):
@@ -148,4 +166,6 @@ def check_result(got: Mapping[str, np.ndarray], want: Mapping[str, Any], rtol: f
     assert got["hist_counts"].sum() == want["finite_values"].size
     if "classes" in want:
         np.testing.assert_array_equal(got["classes"], want["classes"])
-        np.testing.assert_allclose(got["class_channel_mean"], want["class_channel_mean"], rtol=rtol, atol=1e-9)
+        np.testing.assert_allclose(
+            got["class_channel_mean"], want["class_channel_mean"], rtol=rtol, atol=1e-9
+        )

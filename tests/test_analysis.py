@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from analysis_helpers import check_result, reference, stored, write_run
+
 from pipeline import open_run
 from pipeline.analysis import analyze, plan
 from pipeline.errors import ConfigError, NotInRunError, RunLockedError
@@ -70,7 +70,15 @@ def test_labels_give_class_channel_means(tmp_path) -> None:
     labels[labels == 2] = 7  # class values need not be 0..n-1
     np.save(tmp_path / "labels.npy", labels)
     run_dir = write_run(tmp_path / "run", data, 64)
-    analyze(run_dir, labels=tmp_path / "labels.npy", cka=False, pictures=False, workers=1, quiet=True, top=4)
+    analyze(
+        run_dir,
+        labels=tmp_path / "labels.npy",
+        cka=False,
+        pictures=False,
+        workers=1,
+        quiet=True,
+        top=4,
+    )
     run = open_run(run_dir)
     for name, arr in data.items():
         got = run.analysis(name)
@@ -144,3 +152,28 @@ def test_bad_arguments_are_one_line_errors(tmp_path) -> None:
         analyze(run_dir, labels=tmp_path / "float.npy", quiet=True)
     with pytest.raises(NotInRunError, match="passage analyze"):
         open_run(run_dir).analysis("dense")
+
+
+def test_the_analyze_config_table(tmp_path) -> None:
+    from pipeline import cli, config
+
+    data = {"dense": np.random.default_rng(12).standard_normal((20, 3))}
+    run_dir = write_run(tmp_path / "run", data, 8)
+    np.save(tmp_path / "labels.npy", np.arange(20) % 2)
+    cfg_file = tmp_path / "a.toml"
+    cfg_file.write_text(
+        '[capture]\nout = "run"\n[analyze]\ntop = 2\nlabels = "labels.npy"\ncka = false\n'
+        "pictures = false\n"
+    )
+    cfg = config.load(cfg_file)
+    assert cfg.analyze.labels == str(tmp_path / "labels.npy") and cfg.analyze.top == 2
+    assert cli.main(["-q", "analyze", "--config", str(cfg_file)]) == 0
+    got = open_run(run_dir).analysis("dense")
+    assert got["top_index"].shape == (3, 2) and got["classes"].tolist() == [0, 1]
+    assert not (run_dir / "analysis" / "cka.npz").exists()
+    cfg_file.write_text("[analyze]\ntops = 2\n")
+    with pytest.raises(ConfigError, match=r"unknown config key \[analyze\] 'tops'"):
+        config.load(cfg_file)
+    cfg_file.write_text('[analyze]\nepoch = "last"\n')
+    with pytest.raises(ConfigError, match="expected 'all' or an epoch number"):
+        config.load(cfg_file)

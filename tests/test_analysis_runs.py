@@ -4,6 +4,7 @@ epochs, another run), the pictures, the command line, and a SIGKILLed analysis r
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from analysis_helpers import check_result, reference, stored, write_run
+
 from pipeline import cli, open_run
-from pipeline.analysis import analyze
+from pipeline.analysis import analyze, cka_runs
 from pipeline.analysis.cka import linear_cka
 from pipeline.config import CaptureConfig, Config, SelectConfig
 
@@ -100,7 +101,8 @@ def test_a_training_run_every_epoch_labels_and_cka_over_epochs(tmp_path) -> None
     assert {"cka-epochs.png", "000-seq.epoch-00003.classes.png"} <= pictures
 
 
-def test_against_another_run_over_the_same_patterns(tmp_path) -> None:
+def test_against_another_run_over_the_same_patterns(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(cka_runs, "GRAM_PATTERNS", 0)  # the feature-space accumulator, chunked
     rng = np.random.default_rng(8)
     a = {"one": rng.standard_normal((90, 10)), "two": rng.standard_normal((90, 4, 3))}
     b = {"other": a["one"] @ rng.standard_normal((10, 6)) + 0.1 * rng.standard_normal((90, 6))}
@@ -109,6 +111,10 @@ def test_against_another_run_over_the_same_patterns(tmp_path) -> None:
     analyze(run_a, against=run_b, workers=1, quiet=True)
     cross = np.load(run_a / "analysis" / "cka-against.npz")
     assert cross["matrix"].shape == (2, 1) and cross["other_names"].tolist() == ["other"]
+    assert str(cross["method"]) == "exact" and int(cross["patterns"]) == 90
+    names, matrix = open_run(run_a).cka()
+    x, y = (stored(a[n], "float32").reshape(90, -1) for n in names)
+    assert matrix[0, 1] == pytest.approx(linear_cka(x, y), abs=1e-6)
     for i, name in enumerate(["one", "two"]):
         x = stored(a[name], "float32").reshape(90, -1)
         want = linear_cka(x, stored(b["other"], "float32"))
@@ -118,7 +124,7 @@ def test_against_another_run_over_the_same_patterns(tmp_path) -> None:
     assert cli.main(["-q", "analyze", str(run_a), "--against", str(short)]) == 2
 
 
-def test_wide_layers_use_the_minibatch_estimator(tmp_path) -> None:
+def test_wide_layers_use_the_minibatch_estimator(tmp_path, monkeypatch) -> None:
     rng = np.random.default_rng(9)
     z = rng.standard_normal((600, 30))
     wide = {
@@ -126,10 +132,17 @@ def test_wide_layers_use_the_minibatch_estimator(tmp_path) -> None:
         "w2": (np.tanh(z) @ rng.standard_normal((30, 4100))).astype(np.float32),
     }
     run_dir = write_run(tmp_path / "run", wide, 128)
+    exact = linear_cka(wide["w1"], wide["w2"])
+    # 600 patterns are few: exact, from the views' Gram matrices
+    analyze(run_dir, workers=1, quiet=True, pictures=False)
+    data = np.load(run_dir / "analysis" / "cka.npz")
+    assert str(data["method"]) == "exact" and data["matrix"][0, 1] == pytest.approx(exact, abs=1e-6)
+    # as if they were many: the minibatch estimator over batches of 256
+    monkeypatch.setattr(cka_runs, "GRAM_PATTERNS", 0)
+    shutil.rmtree(run_dir / "analysis")
     analyze(run_dir, workers=1, quiet=True, pictures=False)
     data = np.load(run_dir / "analysis" / "cka.npz")
     assert str(data["method"]) == "minibatch" and int(data["batch_size"]) == 256
-    exact = linear_cka(wide["w1"], wide["w2"])
     assert data["matrix"][0, 1] == pytest.approx(exact, abs=0.05)
 
 
@@ -156,8 +169,18 @@ def test_an_analysis_killed_with_sigkill_resumes(tmp_path) -> None:
     data = {f"l{i}": rng.standard_normal((4000, 40, 50)).astype(np.float32) for i in range(3)}
     run_dir = write_run(tmp_path / "run", data, 250)
     env = dict(os.environ, PYTHONPATH=str(ROOT), PASSAGE_PIECE_BYTES=str(2 << 20))
-    cmd = [sys.executable, "-m", "pipeline", "-q", "analyze", str(run_dir), "--workers", "1",
-           "--no-cka", "--no-pictures"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "-q",
+        "analyze",
+        str(run_dir),
+        "--workers",
+        "1",
+        "--no-cka",
+        "--no-pictures",
+    ]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
     partial = run_dir / "analysis" / ".partial"
     deadline = time.monotonic() + 120

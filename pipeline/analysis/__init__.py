@@ -4,6 +4,7 @@ Mergeable reductions per (layer, epoch, piece of patterns), CKA between layers, 
 written to ``RUN/analysis/`` and drawn as summary pictures.
 """
 
-from .runner import AnalysisReport, analyze
+from .report import AnalysisReport
+from .runner import analyze
 
 __all__ = ["AnalysisReport", "analyze"]

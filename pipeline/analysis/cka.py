@@ -97,6 +97,22 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(matrix[0, 1])
 
 
+def centered_gram(x: np.ndarray) -> np.ndarray:
+    """The centered linear Gram matrix Xc Xc^T (n x n, float64) of one view."""
+    xc = _rows(x).astype(np.float64)
+    xc -= _reference(xc)
+    return xc @ xc.T
+
+
+def gram_cka(grams: Sequence[np.ndarray]) -> np.ndarray:
+    """Exact linear CKA between every pair of views from their centered Grams (V x V):
+    <Kc, Lc>_F / (||Kc||_F ||Lc||_F), the same value as the feature-space formula
+    (||Yc^T Xc||_F^2 = tr(Kc Lc)); the cheap exact path when patterns are few."""
+    flat = np.stack([np.asarray(g, np.float64).reshape(-1) for g in grams])
+    inner = flat @ flat.T
+    return _exact_cka(inner, np.sqrt(np.maximum(np.diag(inner), 0.0)))
+
+
 def _zero_diagonal(gram: np.ndarray) -> np.ndarray:
     """A float64 copy of a Gram matrix with its diagonal set to zero."""
     tilde = np.array(gram, dtype=np.float64)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -21,18 +21,20 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..store import Run
 from ..store import analysis_files as files
-from .cka import ExactCka, MinibatchCka, linear_cka
+from .cka import ExactCka, MinibatchCka, centered_gram, gram_cka
 from .plan import complete_prefix, digest, entries_digest, used_entries
+from .report import AnalysisReport
 from .tasks import read_rows
-
-if TYPE_CHECKING:
-    from .runner import AnalysisReport
 
 log = logging.getLogger(__name__)
 
 MAX_EXACT = 4096
 BATCH = 256
 STATE_BYTES = 1 << 30
+# Few patterns (a training run's watched ones): exact CKA from the n x n Gram matrices of the
+# views held in memory, far cheaper than feature-space products of (total features)^2.
+GRAM_PATTERNS = 2048
+GRAM_BYTES = 256 << 20
 
 View = tuple[Run, str, "int | None"]
 
@@ -45,8 +47,10 @@ def _features(run: Run, layer: str, epoch: int | None) -> int:
 
 def _views_key(views: Sequence[View], stop: int) -> str:
     return digest(
-        [(str(r.path), name, ep, entries_digest(used_entries(r, name, ep, stop), stop))
-         for r, name, ep in views],
+        [
+            (str(r.path), name, ep, entries_digest(used_entries(r, name, ep, stop), stop))
+            for r, name, ep in views
+        ],
         MAX_EXACT,
         BATCH,
     )
@@ -61,6 +65,8 @@ def compute(views: Sequence[View], stop: int, desc: str, quiet: bool) -> dict[st
     """CKA between ``views`` over patterns 0..stop-1: ``matrix``, ``method``, ``batch_size``,
     ``patterns`` (used) and ``excluded`` (left out for NaN/Inf)."""
     feats = [_features(*v) for v in views]
+    if stop <= GRAM_PATTERNS and stop * sum(feats) * 8 <= GRAM_BYTES:
+        return _from_grams(views, stop)
     exact = max(feats) <= MAX_EXACT and sum(feats) ** 2 * 8 <= STATE_BYTES
     acc: ExactCka | MinibatchCka = ExactCka(feats) if exact else MinibatchCka(len(views), BATCH)
     excluded = 0
@@ -69,10 +75,7 @@ def compute(views: Sequence[View], stop: int, desc: str, quiet: bool) -> dict[st
     bounds = _bounds(views, stop)
     for a, b in tqdm(bounds, desc=desc, unit="chunk", disable=quiet, leave=False):
         blocks = [read_rows(r, name, ep, a, b).reshape(b - a, -1) for r, name, ep in views]
-        finite = np.ones(b - a, bool)
-        for blk in blocks:
-            if blk.dtype.kind == "f":
-                finite &= np.isfinite(blk).all(axis=1)
+        finite = _finite_rows(blocks)
         excluded += int((~finite).sum())
         if not finite.all():
             blocks = [blk[finite] for blk in blocks]
@@ -96,6 +99,28 @@ def compute(views: Sequence[View], stop: int, desc: str, quiet: bool) -> dict[st
         "batch_size": np.array(0 if exact else BATCH),
         "patterns": np.array(acc.patterns),
         "excluded": np.array(excluded),
+    }
+
+
+def _finite_rows(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    ok = np.ones(blocks[0].shape[0], bool)
+    for blk in blocks:
+        if blk.dtype.kind == "f":
+            ok &= np.isfinite(blk).all(axis=1)
+    return ok
+
+
+def _from_grams(views: Sequence[View], stop: int) -> dict[str, Any]:
+    """Exact CKA of few patterns: every view read whole, compared through its Gram matrix."""
+    blocks = [read_rows(r, name, ep, 0, stop).reshape(stop, -1) for r, name, ep in views]
+    ok = _finite_rows(blocks)
+    grams = [centered_gram(b[ok]) for b in blocks]
+    return {
+        "matrix": gram_cka(grams),
+        "method": np.array("exact"),
+        "batch_size": np.array(0),
+        "patterns": np.array(int(ok.sum())),
+        "excluded": np.array(int((~ok).sum())),
     }
 
 
@@ -136,7 +161,8 @@ def epochs_cka(
     run: Run, epochs: Sequence[int | None], report: AnalysisReport, index: dict, quiet: bool
 ) -> None:
     """``cka-epochs.npz``: each layer's CKA between every epoch and the last one (layers x
-    epochs), over the patterns every epoch holds."""
+    epochs), over the patterns every epoch holds; one pair of views at a time (from their
+    Grams when the watched patterns are few)."""
     last = epochs[-1]
     stop = min(report.prefix.get(ep, 0) for ep in epochs)
     if stop < 2:
@@ -147,12 +173,9 @@ def epochs_cka(
         return
     matrix = np.full((len(run.layers), len(epochs)), np.nan)
     for i, name in enumerate(tqdm(run.layers, desc="cka epochs", disable=quiet, leave=False)):
-        ref = read_rows(run, name, last, 0, stop).reshape(stop, -1)
         for j, ep in enumerate(epochs):
-            x = ref if ep == last else read_rows(run, name, ep, 0, stop).reshape(stop, -1)
-            ok = np.isfinite(x).all(axis=1) & np.isfinite(ref).all(axis=1)
-            if ok.sum() >= 2:
-                matrix[i, j] = linear_cka(x[ok], ref[ok])
+            pair = [(run, name, ep), (run, name, last)]
+            matrix[i, j] = compute(pair, stop, "", quiet=True)["matrix"][0, 1]
     out = {
         "names": np.array(run.layers),
         "epochs": np.array(epochs, np.int64),

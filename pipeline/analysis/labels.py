@@ -30,7 +30,9 @@ def load(path: str | Path, count: int) -> np.ndarray:
     except FileNotFoundError:
         raise ConfigError(f"--labels: file not found: {p}") from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"--labels: expected a .npy file of integers, {p} is not ({exc})") from None
+        raise ConfigError(
+            f"--labels: expected a .npy file of integers, {p} is not ({exc})"
+        ) from None
     if arr.ndim == 2 and arr.shape[1] > 1:  # one-hot rows
         arr = np.asarray(arr).argmax(axis=1)
     arr = np.asarray(arr).reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else np.asarray(arr)
@@ -48,6 +50,8 @@ def load(path: str | Path, count: int) -> np.ndarray:
 
 
 def _integral(arr: np.ndarray) -> bool:
-    return arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr))) and bool(
-        np.all(arr == np.round(arr))
+    return (
+        arr.dtype.kind == "f"
+        and bool(np.all(np.isfinite(arr)))
+        and bool(np.all(arr == np.round(arr)))
     )

@@ -52,9 +52,7 @@ def complete_prefix(run: Run, epoch: int | None) -> int:
     """Patterns 0..P-1 that every layer of the run holds at ``epoch`` (P <= num_patterns)."""
     if not run.layers:
         return 0
-    return min(
-        min(covered(run.chunks(name, epoch)), run.num_patterns) for name in run.layers
-    )
+    return min(min(covered(run.chunks(name, epoch)), run.num_patterns) for name in run.layers)
 
 
 @dataclass(frozen=True)

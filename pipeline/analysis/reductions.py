@@ -185,7 +185,9 @@ class LayerReduction:
         self.hist += self._binner.count(flat[ok])
         return self._channel_means(vals, ok)
 
-    def _moments(self, count: np.ndarray, s1: np.ndarray, s2: np.ndarray, shift: np.ndarray) -> None:
+    def _moments(
+        self, count: np.ndarray, s1: np.ndarray, s2: np.ndarray, shift: np.ndarray
+    ) -> None:
         with np.errstate(invalid="ignore", divide="ignore"):
             dmean = np.where(count > 0, s1 / np.maximum(count, 1), 0.0)
             m2 = np.maximum(s2 - count * dmean * dmean, 0.0)

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,26 +32,13 @@ from . import plan
 from .cka_runs import against_runs, epochs_cka, layers_cka
 from .plan import LayerJob, Piece, complete_prefix, digest, layer_job
 from .reductions import LayerReduction
+from .report import AnalysisReport
 from .tasks import Settings, new_reduction, partial_path, reduce_piece
 
 log = logging.getLogger(__name__)
 
 # Below this many bytes of data a process pool costs more (start-up) than it saves.
 POOL_MIN_BYTES = 96 << 20
-
-
-@dataclass
-class AnalysisReport:
-    """What ``analyze`` did: files written or up to date, pictures, and problems (damaged
-    data files that left a layer out)."""
-
-    out: Path
-    computed: list[str] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)
-    pictures: list[Path] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    prefix: dict[int | None, int] = field(default_factory=dict)
-    pieces: int = 0  # pieces of layer data reduced (not taken from a kept partial result)
 
 
 def resolve_epochs(run: Run, epoch: int | str | None) -> list[int | None]:
@@ -63,7 +49,9 @@ def resolve_epochs(run: Run, epoch: int | str | None) -> list[int | None]:
     try:
         wanted = int(epoch)
     except (TypeError, ValueError):
-        raise ConfigError(f"--epoch: expected an epoch number or 'all', received {epoch!r}") from None
+        raise ConfigError(
+            f"--epoch: expected an epoch number or 'all', received {epoch!r}"
+        ) from None
     if wanted not in recorded:
         shown = "none (a batch run)" if recorded == [None] else str(recorded)
         raise ConfigError(f"--epoch: epoch {wanted} is not in run {run.path}; recorded: {shown}")
@@ -121,7 +109,10 @@ def _analyze(
             log.warning(
                 "run %s is incomplete%s: analyzing its complete prefix, patterns 0..%d of %d; "
                 "finish the capture (rerun it) and analyze again for all of them",
-                run.path, at, stop - 1, run.num_patterns,
+                run.path,
+                at,
+                stop - 1,
+                run.num_patterns,
             )
     stop_all = max(report.prefix.values(), default=0)
     classes = None if labels is None else np.unique(labels[:stop_all])
@@ -171,7 +162,9 @@ def _reduce_jobs(
     report: AnalysisReport,
 ) -> None:
     run_path = str(run.path)
-    pending = [(job, p) for job in jobs for p in job.pieces if not partial_path(run_path, p).is_file()]
+    pending = [
+        (job, p) for job in jobs for p in job.pieces if not partial_path(run_path, p).is_file()
+    ]
     total = sum(p.nbytes for _, p in pending)
     report.pieces = len(pending)
     n = _workers(workers, len(pending), total)

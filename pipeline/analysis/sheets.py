@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,10 +20,8 @@ from tqdm.auto import tqdm
 from ..errors import PassageError
 from ..store import Run
 from ..store import analysis_files as files
-from .pictures import draw_classes, draw_cka, draw_cross_cka, draw_epoch_cka, draw_summary, draw_top
-
-if TYPE_CHECKING:
-    from .runner import AnalysisReport
+from .pictures import draw_cka, draw_classes, draw_cross_cka, draw_epoch_cka, draw_summary, draw_top
+from .report import AnalysisReport
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +67,9 @@ def pattern_source(run: Run) -> Any | None:
     return source
 
 
-def thumbnailer(run: Run, layer: str, epoch: int | None, source: Any | None) -> tuple[Thumbnail, str]:
+def thumbnailer(
+    run: Run, layer: str, epoch: int | None, source: Any | None
+) -> tuple[Thumbnail, str]:
     """``(thumbnail(pattern) -> image, kind)`` for a layer's top-patterns sheet."""
     if run.inputs:
         name = run.inputs[0]
@@ -139,7 +139,9 @@ def _draw_cka(run: Run, epoch: int | None, out: Path, report: AnalysisReport) ->
         data = files.read_arrays(out / "cka-epochs.npz")
         report.pictures.append(
             draw_epoch_cka(
-                [str(n) for n in data["names"]], data["epochs"], data["matrix"],
+                [str(n) for n in data["names"]],
+                data["epochs"],
+                data["matrix"],
                 out / "cka-epochs.png",
             )
         )
