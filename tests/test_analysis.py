@@ -177,3 +177,38 @@ def test_the_analyze_config_table(tmp_path) -> None:
     cfg_file.write_text('[analyze]\nepoch = "last"\n')
     with pytest.raises(ConfigError, match="expected 'all' or an epoch number"):
         config.load(cfg_file)
+
+
+def test_a_layer_whose_shape_changes_between_files_is_left_out(tmp_path, caplog) -> None:
+    from pipeline.store import RunWriter
+    from pipeline.store.naming import layer_dir
+
+    info = {
+        "mode": "batch",
+        "model": "test",
+        "fingerprint": "free",
+        "num_patterns": 8,
+        "layers": [
+            {
+                "index": 0,
+                "name": "seq",
+                "class": "LSTM",
+                "shape": [None, 3],
+                "dir": layer_dir(0, "seq"),
+            },
+            {"index": 1, "name": "out", "class": "Dense", "shape": [3], "dir": layer_dir(1, "out")},
+        ],
+    }
+    rng = np.random.default_rng(13)
+    out = rng.standard_normal((8, 3))
+    with RunWriter(tmp_path / "run", info) as w:
+        for first, steps in ((0, 5), (4, 7)):
+            w.write("seq", None, first, rng.standard_normal((4, steps, 3)))
+            w.write("out", None, first, out[first : first + 4])
+    analyze(tmp_path / "run", workers=1, quiet=True, pictures=False)
+    assert "'seq' is left out: its outputs change shape" in caplog.text
+    run = open_run(tmp_path / "run")
+    check_result(run.analysis("out"), reference(out.astype(np.float32)))
+    with pytest.raises(NotInRunError):
+        run.analysis("seq")
+    assert run.cka()[0] == ["out"]

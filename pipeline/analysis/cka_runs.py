@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..store import Run
 from ..store import analysis_files as files
 from .cka import ExactCka, MinibatchCka, centered_gram, gram_cka
-from .plan import complete_prefix, digest, entries_digest, used_entries
+from .plan import complete_prefix, digest, entries_digest, uniform, used_entries
 from .report import AnalysisReport
 from .tasks import read_rows
 
@@ -147,13 +147,17 @@ def layers_cka(
     for ep in epochs:
         stop = report.prefix.get(ep, 0)
         if stop < 2 or not run.layers:
+            log.info("CKA needs at least 2 patterns; %s holds %d: no cka.npz", run.path, stop)
             continue
-        views = [(run, name, ep) for name in run.layers]
+        names = [name for name in run.layers if uniform(run, name, ep)]
+        if not names:
+            continue
+        views = [(run, name, ep) for name in names]
         rel, key = files.cka_file(ep), _views_key(views, stop)
         if _fresh(run, rel, key, index, report):
             continue
         out = compute(views, stop, "cka" if ep is None else f"cka epoch {ep}", quiet)
-        out["names"] = np.array(run.layers)
+        out["names"] = np.array(names)
         _keep(run, rel, key, out, index, report)
 
 
@@ -167,17 +171,18 @@ def epochs_cka(
     stop = min(report.prefix.get(ep, 0) for ep in epochs)
     if stop < 2:
         return
-    views = [(run, name, ep) for name in run.layers for ep in epochs]
+    names = [n for n in run.layers if all(uniform(run, n, ep) for ep in epochs)]
+    views = [(run, name, ep) for name in names for ep in epochs]
     rel, key = "cka-epochs.npz", _views_key(views, stop)
-    if _fresh(run, rel, key, index, report):
+    if not names or _fresh(run, rel, key, index, report):
         return
-    matrix = np.full((len(run.layers), len(epochs)), np.nan)
-    for i, name in enumerate(tqdm(run.layers, desc="cka epochs", disable=quiet, leave=False)):
+    matrix = np.full((len(names), len(epochs)), np.nan)
+    for i, name in enumerate(tqdm(names, desc="cka epochs", disable=quiet, leave=False)):
         for j, ep in enumerate(epochs):
             pair = [(run, name, ep), (run, name, last)]
             matrix[i, j] = compute(pair, stop, "", quiet=True)["matrix"][0, 1]
     out = {
-        "names": np.array(run.layers),
+        "names": np.array(names),
         "epochs": np.array(epochs, np.int64),
         "matrix": matrix,
         "patterns": np.array(stop),
@@ -203,14 +208,16 @@ def against_runs(
     stop = min(report.prefix.get(epoch, 0), complete_prefix(other, other_ep))
     if stop < 2:
         return
-    views = [(run, n, epoch) for n in run.layers] + [(other, n, other_ep) for n in other.layers]
+    mine_names = [n for n in run.layers if uniform(run, n, epoch)]
+    their_names = [n for n in other.layers if uniform(other, n, other_ep)]
+    views = [(run, n, epoch) for n in mine_names] + [(other, n, other_ep) for n in their_names]
     rel, key = "cka-against.npz", _views_key(views, stop)
-    if _fresh(run, rel, key, index, report):
+    if not mine_names or not their_names or _fresh(run, rel, key, index, report):
         return
     out = compute(views, stop, "cka against", quiet)
-    k = len(run.layers)
+    k = len(mine_names)
     out["matrix"] = out["matrix"][:k, k:]
-    out["names"] = np.array(run.layers)
-    out["other_names"] = np.array(other.layers)
+    out["names"] = np.array(mine_names)
+    out["other_names"] = np.array(their_names)
     out["other_run"] = np.array(str(other.path))
     _keep(run, rel, key, out, index, report)

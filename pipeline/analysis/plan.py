@@ -113,6 +113,12 @@ def layer_job(
     return LayerJob(layer, rec.dir, epoch, tuple(shape), stop, lo, hi, tuple(pieces), key)
 
 
+def uniform(run: Run, layer: str, epoch: int | None) -> bool:
+    """Whether every file of the layer holds patterns of one shape (an output with a free
+    size, ``None`` in run.json, can change from batch to batch: such a layer is not analyzed)."""
+    return len({e.shape for e in run.chunks(layer, epoch)}) <= 1
+
+
 def pattern_ranges(stop: int, size: int, parts: int) -> list[tuple[int, int]]:
     """``[0, stop)`` cut into at most ``parts`` ranges whose bounds are multiples of ``size``
     (the last one ends at ``stop``)."""

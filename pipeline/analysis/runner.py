@@ -118,11 +118,18 @@ def _analyze(
     classes = None if labels is None else np.unique(labels[:stop_all])
     settings = Settings(top, labels, classes)
     how = digest(top, None if labels is None else digest(labels.tobytes()))
+    for name in run.layers:
+        if not all(plan.uniform(run, name, ep) for ep in epochs):
+            log.warning(
+                "layer %r is left out: its outputs change shape from file to file (a free "
+                "size); analyze needs one shape per layer",
+                name,
+            )
     jobs = [
         layer_job(run, name, ep, report.prefix[ep], how, plan.piece_bytes())
         for ep in epochs
         for name in run.layers
-        if report.prefix[ep] > 0
+        if report.prefix[ep] > 0 and plan.uniform(run, name, ep)
     ]
     index = files.read_index(run.path)
     todo = [job for job in jobs if not _up_to_date(run, index, job)]
