@@ -16,6 +16,7 @@ from .common import (
     TimedCapture,
     capture_config,
     child_env,
+    fit_to_disk,
     passage_cmd,
 )
 from .figures import Figure
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 def capture_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
     figures: list[Figure] = []
     rss_small, bytes_small = _rss_capture(tmp, sizes.capture_small, sizes.batch_size)
-    n = _fit_to_disk(sizes.capture, bytes_small / sizes.capture_small, tmp)
+    n = fit_to_disk(sizes.capture, bytes_small / sizes.capture_small, tmp)
     note = "" if n == sizes.capture else f"reduced from {sizes.capture:,} to fit the free disk"
     figures += _throughput(sizes, tmp, n, note)
     figures += _cnn_ratio(sizes, tmp)
@@ -46,11 +47,6 @@ def capture_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
     )
     figures.append(_json_ratio(sizes, tmp))
     return figures
-
-
-def _fit_to_disk(n: int, bytes_per_pattern: float, tmp: Path) -> int:
-    free = shutil.disk_usage(tmp).free * 0.8
-    return n if n * bytes_per_pattern < free else max(1, int(free / bytes_per_pattern))
 
 
 def _throughput(sizes: Sizes, tmp: Path, n: int, note: str) -> list[Figure]:

@@ -120,6 +120,12 @@ class StoreAlone:
                 queued.close()
 
 
+def fit_to_disk(n: int, bytes_per_pattern: float, tmp: Path) -> int:
+    """``n``, or fewer patterns when ``n`` of them would fill more than 80 % of the free disk."""
+    free = shutil.disk_usage(tmp).free * 0.8
+    return n if n * bytes_per_pattern < free else max(1, int(free / bytes_per_pattern))
+
+
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)

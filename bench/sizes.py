@@ -16,6 +16,8 @@ class Sizes:
     render: int  # grids for the render throughput figure
     article_render: int  # grids the article's render loop is timed on
     render_rss: tuple[int, int]  # (small, large) pattern counts of the render peak-RSS ratio
+    analysis: int  # patterns of the run the analyze figures are measured on (article's model)
+    analysis_small: int  # the smaller run of the analyze peak-RSS ratio
     repeats: int = 3
     batch_size: int = 0  # 0: chosen by memory budget, as `passage capture` does by default
     fixed_batch: int = 512  # the CNN figure is also reported at this batch size
@@ -25,6 +27,7 @@ class Sizes:
     cnn_pages_mpl: int = 1  # of those, drawn by matplotlib's PagePainter
     seed_pages: int = 200  # builtin:seed patterns (one page each) beside them
     cnn_pages_include: tuple[str, ...] = ()  # name globs: fewer layers (quick sizes)
+    analysis_cka_repeats: int = 1  # timed analyses with exact CKA (~1 s per 2,048 patterns)
 
 
 FULL = Sizes(
@@ -36,6 +39,8 @@ FULL = Sizes(
     render=400,
     article_render=24,
     render_rss=(1_000, 10_000),
+    analysis=100_000,
+    analysis_small=10_000,
     training_repeats=5,  # one training takes ~2-3 s: a single pair is too noisy
 )
 QUICK = Sizes(
@@ -47,6 +52,8 @@ QUICK = Sizes(
     render=48,
     article_render=4,
     render_rss=(30, 300),
+    analysis=3_000,
+    analysis_small=300,
     repeats=2,
     cnn_pages=2,
     seed_pages=48,
@@ -62,6 +69,8 @@ TINY = Sizes(
     render=4,
     article_render=1,
     render_rss=(4, 8),
+    analysis=300,
+    analysis_small=30,
     repeats=1,
     batch_size=64,
     training=False,

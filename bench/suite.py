@@ -18,13 +18,14 @@ from .sizes import Sizes
 
 log = logging.getLogger(__name__)
 
-SUITES = ("capture", "render", "training")
+SUITES = ("capture", "render", "analysis", "training")
 
 
 def run_all(
     sizes: Sizes, results: Path, tmp_root: Path | None = None, suites: tuple[str, ...] = SUITES
 ) -> tuple[list[Figure], dict[str, Any]]:
     """Measure the figures of ``suites``; write them with the machine to ``results``."""
+    from .analysis_suite import analysis_figures
     from .capture_suite import capture_figures
     from .render_suite import render_figures
     from .training_suite import training_figures
@@ -38,6 +39,8 @@ def run_all(
             figures += capture_figures(sizes, tmp)
         if "render" in suites:
             figures += render_figures(sizes, tmp)
+        if "analysis" in suites:
+            figures += analysis_figures(sizes, tmp)
         if "training" in suites:
             figures += training_figures(sizes)
     finally:

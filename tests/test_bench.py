@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import orjson
 import pytest
 
@@ -31,6 +32,12 @@ EXPECTED = [
     "render pages/s: MobileNetV2 96x96, 9 layers, raster / matplotlib PagePainter (same cells, 3x3)",
     "render pages/s: MobileNetV2 96x96, 9 layers, raster / the article's render loop (same cells, "
     "3x3)",
+    "analyze throughput / checked read-and-sum, 300 patterns (builtin:seed)",
+    "same, analyze --workers 1 (statistics in this process)",
+    "read-and-sum checked (size + CRC-32) / unchecked (np.load mmap)",
+    "analyze with exact CKA / checked read-and-sum",
+    "analyze peak RSS, 300 / 30 patterns",
+    "same, --no-cka",
     "training time with CaptureCallback / without",
 ]
 
@@ -73,3 +80,48 @@ def test_interleaved_rotates_the_order_and_takes_medians():
     )
     assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert med == {"a": 2, "b": 7, "c": 0}
+
+
+def test_analysis_timings_read_every_file_and_analyze_from_scratch(tmp_path, seed_model):
+    """The analyze baselines sum every value of the run; each timed analysis computes every
+    layer again and checks every file again (a file damaged between two timed analyses in
+    one process is found, with one worker as with a pool)."""
+    from bench.analysis_suite import ReadAndSum, TimedAnalyze
+    from bench.common import capture_config
+    from pipeline.capturing.stream import capture_model
+    from pipeline.errors import DamagedDataError
+    from pipeline.store import open_run
+
+    run = capture_model(seed_model, capture_config(tmp_path / "run", 40, 16), quiet=True)
+    assert len(run.chunks(run.layers[0])) == 3  # 16 + 16 + 8 patterns
+    expected = sum(
+        np.asarray(run.get(name, p), np.float64).sum()
+        for name in run.layers
+        for p in range(run.num_patterns)
+    )
+    for check in (True, False):
+        timed = ReadAndSum(run.path, check=check)
+        assert timed() > 0
+        assert timed.total == pytest.approx(expected, rel=1e-5)
+
+    analysis = TimedAnalyze(run.path, workers=1, cka=False)
+    for _ in range(2):
+        assert analysis() > 0
+        assert analysis.report is not None
+        assert len(analysis.report.computed) == len(run.layers)
+        assert analysis.report.reused == [] and analysis.report.problems == []
+    stats = open_run(run.path).analysis(run.layers[0])
+    assert stats["count"].max() == 40
+
+    entry = run.chunks(run.layers[1])[1]
+    path = run.path / entry.path
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    analysis()
+    assert analysis.report is not None and len(analysis.report.problems) == 1
+    assert run.layers[1] in analysis.report.problems[0]
+    unchecked = ReadAndSum(run.path, check=False)
+    unchecked()  # the bare memory map reads the damaged file without noticing
+    with pytest.raises(DamagedDataError, match="checksum"):
+        ReadAndSum(run.path, check=True)()
