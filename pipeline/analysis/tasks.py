@@ -18,7 +18,9 @@ from ..store import analysis_files as files
 from .plan import LayerJob, Piece
 from .reductions import LayerReduction
 
-_RUNS: dict[str, Run] = {}
+_RUNS: dict[
+    str, Run
+] = {}  # in a pool worker: the run, opened once (the pool lives for one analysis)
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Settings:
 
 
 def opened(run_path: str) -> Run:
-    """The run, opened once per process."""
+    """The run, opened once per pool worker process (``reduce_piece`` without ``run``)."""
     run = _RUNS.get(run_path)
     if run is None:
         run = _RUNS[run_path] = open_run(run_path)
@@ -46,10 +48,13 @@ def new_reduction(job: LayerJob, settings: Settings) -> LayerReduction:
     return LayerReduction(job.shape, job.lo, job.hi, settings.k, settings.classes)
 
 
-def reduce_piece(run_path: str, job: LayerJob, piece: Piece, settings: Settings) -> str:
+def reduce_piece(
+    run_path: str, job: LayerJob, piece: Piece, settings: Settings, run: Run | None = None
+) -> str:
     """Reduce ``piece`` (a DamagedDataError names a bad file) and keep its partial result;
-    returns the partial file's path."""
-    run = opened(run_path)
+    returns the partial file's path. ``run``: the caller's reader (in-process analysis, so
+    every analysis checks its files again); None in a pool worker."""
+    run = run if run is not None else opened(run_path)
     red = new_reduction(job, settings)
     for entry in piece.entries:
         arr = run.load(entry, check=True)
