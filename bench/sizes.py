@@ -52,8 +52,10 @@ QUICK = Sizes(
     render=48,
     article_render=4,
     render_rss=(30, 300),
-    analysis=3_000,
-    analysis_small=300,
+    # both above the 2,048 patterns below which CKA is exact from Gram matrices (much less
+    # memory): the peak-RSS ratio compares the same method, as the full sizes do
+    analysis=6_000,
+    analysis_small=3_000,
     repeats=2,
     cnn_pages=2,
     seed_pages=48,
