@@ -74,7 +74,7 @@ def analyze(
     """Analyze a captured run into ``RUN/analysis/`` (see the module docstring)."""
     if top < 1:
         raise ConfigError(f"--top: expected K >= 1, received {top}")
-    run = run if isinstance(run, Run) else open_run(run)
+    run = run if isinstance(run, Run) else open_run(run)  # a clear error before any lock file
     lock = RunLock(run.path)
     lock.acquire()
     try:
