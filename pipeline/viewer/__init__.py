@@ -1,0 +1,2 @@
+"""View: a run in the browser (local server, static report) and in TensorBoard; never imports
+TensorFlow."""
