@@ -477,6 +477,9 @@
     return state.runs.map((r) => `${r.id}:${r.inputs.join(",")}:${r.layers.map((l) => l.name).join(",")}`).join("|");
   }
 
+  /** Stored model inputs are drawn first; a static report does not export them. */
+  const shownInputs = (run) => (STATIC ? [] : run.inputs);
+
   let builtColumns = "";
   function buildColumns() {
     const key = columnsKey();
@@ -496,7 +499,7 @@
       const box = document.createElement("div");
       box.className = "cells";
       const items = [
-        ...run.inputs.map((name) => ["input", { name }]),
+        ...shownInputs(run).map((name) => ["input", { name }]),
         ...run.layers.map((layer) => ["layer", layer]),
       ];
       for (const [kind, item] of items) {
@@ -512,6 +515,9 @@
   function loadCell(cell) {
     const { run, kind, item } = cell;
     const p = state.pattern;
+    if (STATIC && p >= run.num_patterns) {
+      return Promise.resolve({ pending: `this run has ${run.num_patterns} patterns` });
+    }
     if (!STATIC && p >= run.patterns_ready) {
       return Promise.resolve({ pending: `pattern ${p} not captured yet (${run.patterns_ready} ready)` });
     }
@@ -848,8 +854,10 @@
     const caption = document.createElement("span");
     wrap.append(canvas, caption);
     let t;
+    const inReport = !STATIC || (STATIC.patterns.includes(p) && p < run.num_patterns);
     try {
-      t = run.inputs.length
+      if (!inReport) throw new Error("not in this report");
+      t = shownInputs(run).length
         ? reduced(await inputTensor(run, run.inputs[0], p))
         : reduced(await layerTensor(run, layer, p, epoch));
     } catch (err) {
@@ -860,7 +868,7 @@
     } else {
       let values = t.values;
       let shape = t.shape;
-      if (!run.inputs.length && shape.length === 3) {
+      if (!shownInputs(run).length && shape.length === 3) {
         const [h, w, c] = shape;
         values = new Float32Array(h * w);
         for (let i = 0; i < h * w; i++) values[i] = t.values[i * c + unit];
@@ -897,7 +905,7 @@
       caption.textContent = `#${index[i]} · ${fmt(num(value[i]))}`;
       thumbs.append(wrap);
     });
-    const what = run.inputs.length ? "inputs" : "this unit's output";
+    const what = shownInputs(run).length ? "inputs" : "this unit's output";
     const sub = document.createElement("div");
     sub.className = "muted";
     sub.textContent = `top patterns (${what}); click one to open it`;
@@ -1238,6 +1246,20 @@
     for (const name of maps.names) sel.add(new Option(name, name));
   }
 
+  /** The report's size line (written into the page by `passage report`) goes in the bar. */
+  function showReportSize() {
+    $("#live").remove();
+    let note = $("#report-size");
+    if (!note) {
+      note = document.createElement("span");
+      note.id = "report-size";
+      const mb = (STATIC.bytes / 1e6).toFixed(1);
+      note.textContent = `static report: ${STATIC.patterns.length} pattern(s), ${mb} MB`;
+    }
+    note.classList.add("muted");
+    $(".controls").append(note);
+  }
+
   async function start() {
     bindControls();
     try {
@@ -1249,14 +1271,7 @@
       document.body.dataset.state = "ready";
       return;
     }
-    if (STATIC) {
-      const mb = (STATIC.bytes / 1e6).toFixed(1);
-      $("#live").replaceWith(Object.assign(document.createElement("span"), {
-        className: "muted",
-        id: "report-size",
-        textContent: `static report · ${STATIC.patterns.length} patterns · ${mb} MB`,
-      }));
-    }
+    if (STATIC) showReportSize();
     if (!luts[state.cmap]) state.cmap = Object.keys(luts)[0];
     readHash();
     state.pattern = clampPattern(state.pattern);
