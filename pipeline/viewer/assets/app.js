@@ -438,7 +438,8 @@
     const h = new URLSearchParams();
     h.set("run", state.run);
     h.set("pattern", state.pattern);
-    if (state.epoch !== null && trainingRuns().length) h.set("epoch", state.epoch);
+    const epochs = allEpochs();
+    if (epochs.length) h.set("epoch", state.epoch === null ? epochs[epochs.length - 1] : state.epoch);
     if (state.layer) h.set("layer", state.layer);
     h.set("view", state.view);
     if (state.view === "analysis" && state.unit !== null) h.set("unit", state.unit);
@@ -483,7 +484,11 @@
   let builtColumns = "";
   function buildColumns() {
     const key = columnsKey();
-    if (key === builtColumns) return;
+    if (key === builtColumns) {
+      // same cells; the runs' facts (patterns ready, epochs) come from the latest poll
+      for (const cell of cells.values()) cell.run = state.runs[cell.run.id];
+      return;
+    }
     builtColumns = key;
     cells.clear();
     const root = $("#columns");
