@@ -1,5 +1,5 @@
-"""``passage`` command line: capture, render, analyze, layers, serve, verify, info (every flag:
-docs/cli.md).
+"""``passage`` command line: capture, render, analyze, layers, serve, report, export, verify,
+info (every flag: docs/cli.md).
 
 Exit status 0 on success; a user error prints one line on stderr (no traceback) and exits 2;
 a render that had to skip damaged data exits 1. Flags override the config file. ``-q`` and
@@ -163,6 +163,31 @@ def _add_serve(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) 
     )
 
 
+def _add_report(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "report",
+        help="the viewer as a static folder that opens from file:// (no server)",
+        parents=[after],
+    )
+    p.add_argument("run", nargs="+", help="run folder(s), shown side by side")
+    p.add_argument("--out", required=True, help="output folder (open OUT/index.html)")
+    p.add_argument("--patterns", default="0-99", help="which patterns, e.g. 0,3,5-9 (default 0-99)")
+    p.add_argument(
+        "--max-mb", type=float, default=200.0, help="refuse a report above this size (default 200)"
+    )
+
+
+def _add_export(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "export", help="a run in another tool's format: TensorBoard event files", parents=[after]
+    )
+    p.add_argument("format", choices=("tensorboard",), help="what to write: tensorboard")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--logdir", required=True, help="TensorBoard log folder to write into")
+    p.add_argument("--patterns", default="0-9", help="which patterns, e.g. 0,3,5-9 (default 0-9)")
+    p.add_argument("--cmap", default="viridis", help="matplotlib colormap (default viridis)")
+
+
 def _add_log_flags(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument(
         "-q",
@@ -191,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub, after)
     _add_layers(sub, after)
     _add_serve(sub, after)
+    _add_report(sub, after)
+    _add_export(sub, after)
     for name, text in (
         ("verify", "check every data file against the manifest"),
         ("info", "summarize a run"),
@@ -372,6 +399,52 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .viewer.report import build_report
+
+    summary = build_report(
+        args.run, args.out, patterns=args.patterns, max_mb=args.max_mb, quiet=args.quiet
+    )
+    log.info(
+        "report of %d pattern(s) in %s (%d data files, %.1f MB): open %s",
+        len(summary.patterns),
+        summary.out,
+        summary.files,
+        summary.megabytes,
+        summary.out / "index.html",
+    )
+    if summary.damaged:
+        sys.stderr.write(
+            f"passage: wrote {len(summary.damaged)} damaged cell(s) into {summary.out}; run "
+            f"`passage verify` on the run(s)\n"
+        )
+        return 1
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .viewer.tensorboard import export_tensorboard
+
+    summary = export_tensorboard(
+        args.run, args.logdir, patterns=args.patterns, cmap=args.cmap, quiet=args.quiet
+    )
+    log.info(
+        "wrote %d image(s), %d histogram(s), %d scalar(s) into %s: tensorboard --logdir %s",
+        summary.images,
+        summary.histograms,
+        summary.scalars,
+        summary.logdir,
+        summary.logdir,
+    )
+    if summary.damaged:
+        sys.stderr.write(
+            f"passage: left out {len(summary.damaged)} damaged data file(s); run "
+            f"`passage verify {args.run}`\n"
+        )
+        return 1
+    return 0
+
+
 def cmd_layers(args: argparse.Namespace) -> int:
     from .capturing.listing import layer_table
     from .capturing.models import load_model
@@ -411,6 +484,8 @@ COMMANDS = {
     "analyze": cmd_analyze,
     "layers": cmd_layers,
     "serve": cmd_serve,
+    "report": cmd_report,
+    "export": cmd_export,
     "verify": cmd_verify,
     "info": cmd_info,
 }
