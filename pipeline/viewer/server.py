@@ -47,6 +47,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the page asks for one slice per layer
     server_version = "passage-viewer"
     timeout = 60  # seconds an idle keep-alive connection is kept
+    # headers and body leave in two writes: without TCP_NODELAY, Nagle's algorithm holds the
+    # body until the browser's delayed ACK of the headers (tens of ms per request)
+    disable_nagle_algorithm = True
 
     def __getattr__(self, name: str) -> object:
         """``do_<METHOD>`` for every method: the API answers them all (405 but for GET)."""
