@@ -28,6 +28,8 @@ class Sizes:
     seed_pages: int = 200  # builtin:seed patterns (one page each) beside them
     cnn_pages_include: tuple[str, ...] = ()  # name globs: fewer layers (quick sizes)
     analysis_cka_repeats: int = 1  # timed analyses with exact CKA (~1 s per 2,048 patterns)
+    viewer: int = 100_000  # patterns of the run the browser viewer opens (article's model)
+    viewer_switches: int = 50  # pattern switches timed in the browser (p50, p95)
 
 
 FULL = Sizes(
@@ -57,6 +59,7 @@ QUICK = Sizes(
     analysis=6_000,
     analysis_small=3_000,
     repeats=2,
+    viewer=3_000,
     cnn_pages=2,
     seed_pages=48,
     # large, middle and small maps, the classifier: pages like the whole model's, fewer
@@ -74,6 +77,8 @@ TINY = Sizes(
     analysis=300,
     analysis_small=30,
     repeats=1,
+    viewer=300,
+    viewer_switches=5,
     batch_size=64,
     training=False,
     cnn_pages=1,

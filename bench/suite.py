@@ -18,7 +18,7 @@ from .sizes import Sizes
 
 log = logging.getLogger(__name__)
 
-SUITES = ("capture", "render", "analysis", "training")
+SUITES = ("capture", "render", "analysis", "training", "viewer")
 
 
 def run_all(
@@ -29,6 +29,7 @@ def run_all(
     from .capture_suite import capture_figures
     from .render_suite import render_figures
     from .training_suite import training_figures
+    from .viewer_suite import viewer_figures
 
     tmp = Path(tempfile.mkdtemp(prefix="passage-bench-", dir=tmp_root))
     machine = describe(tmp)
@@ -43,6 +44,8 @@ def run_all(
             figures += analysis_figures(sizes, tmp)
         if "training" in suites:
             figures += training_figures(sizes)
+        if "viewer" in suites:
+            figures += viewer_figures(sizes, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     machine["load_average_end"] = load_average()

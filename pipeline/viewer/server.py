@@ -22,7 +22,6 @@ from .api import Api, Response
 log = logging.getLogger(__name__)
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
 
 
 class ViewerServer(ThreadingHTTPServer):
@@ -48,6 +47,15 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the page asks for one slice per layer
     server_version = "passage-viewer"
     timeout = 60  # seconds an idle keep-alive connection is kept
+    # headers and body leave in two writes: without TCP_NODELAY, Nagle's algorithm holds the
+    # body until the browser's delayed ACK of the headers (tens of ms per request)
+    disable_nagle_algorithm = True
+
+    def __getattr__(self, name: str) -> object:
+        """``do_<METHOD>`` for every method: the API answers them all (405 but for GET)."""
+        if name.startswith("do_"):
+            return self._answer
+        raise AttributeError(name)
 
     def _answer(self) -> None:
         resp = self.server.api.handle(self.command, self.path)
@@ -76,10 +84,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
         log.debug("%s %s", self.address_string(), format % args)
-
-
-for _method in METHODS:
-    setattr(Handler, f"do_{_method}", Handler._answer)
 
 
 def make_server(runs: list[Path], host: str = "127.0.0.1", port: int = 8000) -> ViewerServer:
