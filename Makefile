@@ -6,7 +6,7 @@ CONFIG ?= configs/seed.toml
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install capture render analyze test lint format bench bench-quick clean
+.PHONY: install capture render analyze serve test lint format bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ render: capture
 # Statistics, dead units, top patterns and CKA over every captured pattern: RUN/analysis/.
 analyze: capture
 	$(BIN)/passage analyze --config $(CONFIG)
+
+# The viewer on the default config's run: http://127.0.0.1:8000/ (Ctrl-C stops it).
+serve: $(STAMP)
+	$(BIN)/passage serve --config $(CONFIG)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

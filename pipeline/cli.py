@@ -1,5 +1,5 @@
-"""``passage`` command line: capture, render, analyze, layers, report, export, verify, info
-(every flag: docs/cli.md).
+"""``passage`` command line: capture, render, analyze, layers, serve, report, export,
+verify, info (every flag: docs/cli.md).
 
 Exit status 0 on success; a user error prints one line on stderr (no traceback) and exits 2;
 a render that had to skip damaged data exits 1. Flags override the config file. ``-q`` and
@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import config as cfgmod
 from .config import Config
@@ -146,6 +147,22 @@ def _add_layers(sub: argparse._SubParsersAction, after: argparse.ArgumentParser)
     _add_unsafe(p)
 
 
+def _add_serve(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "serve", help="look at runs in the browser (a local, read-only web server)", parents=[after]
+    )
+    p.add_argument(
+        "run", nargs="*", metavar="RUN", help="run folders (default: [capture] out of --config)"
+    )
+    p.add_argument("--config", help="TOML config file (its [capture] out)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0: a free one)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; any other address logs a warning)",
+    )
+
+
 def _add_report(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "report",
@@ -198,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render(sub, after)
     _add_analyze(sub, after)
     _add_layers(sub, after)
+    _add_serve(sub, after)
     _add_report(sub, after)
     _add_export(sub, after)
     for name, text in (
@@ -438,6 +456,16 @@ def cmd_layers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .viewer import serve
+
+    if not 0 <= args.port <= 65535:
+        raise cfgmod.ConfigError(f"--port must be 0 to 65535; received {args.port}")
+    runs = args.run or [load_config(args.config).capture.out]
+    serve([Path(r) for r in runs], host=args.host, port=args.port, quiet=args.quiet)
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from .store.verify import verify_run
 
@@ -455,6 +483,7 @@ COMMANDS = {
     "render": cmd_render,
     "analyze": cmd_analyze,
     "layers": cmd_layers,
+    "serve": cmd_serve,
     "report": cmd_report,
     "export": cmd_export,
     "verify": cmd_verify,

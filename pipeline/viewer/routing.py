@@ -1,0 +1,103 @@
+"""Pure request parsing of the viewer: a raw request target -> (route, arguments, query).
+
+Nothing here touches the filesystem. The path is percent-decoded once, then refused when it
+holds ``..``, a backslash, a NUL or a control character or is too long, and matched against
+the fixed routes. Query values are checked for shape here (a number is digits); whether they
+name something in the run is the API's business.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote
+
+MAX_TARGET = 4096  # characters of a request target; longer ones match no route
+
+ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("index", re.compile(r"/(?:index\.html)?")),
+    ("asset", re.compile(r"/assets/([A-Za-z0-9_.-]{1,100})")),
+    ("runs", re.compile(r"/api/runs")),
+    ("colormaps", re.compile(r"/api/colormaps")),
+    (
+        "run",
+        re.compile(r"/api/run/([^/]{1,32})/(data|input|metrics|analysis|cka|model\.png|info)"),
+    ),
+)
+
+
+class BadRequest(ValueError):
+    """A request the API refuses: ``status`` 400 (malformed) or 404 (nothing there)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Request:
+    route: str
+    args: tuple[str, ...]
+    query: dict[str, list[str]]
+
+    def param(self, name: str, required: bool = True) -> str | None:
+        """The one value of query parameter ``name``; 400 when missing (and ``required``) or
+        given twice."""
+        values = self.query.get(name)
+        if not values:
+            if required:
+                raise BadRequest(400, f"missing query parameter {name!r}; expected {name}=...")
+            return None
+        if len(values) > 1:
+            raise BadRequest(
+                400, f"query parameter {name!r} given {len(values)} times; give it once"
+            )
+        return values[0]
+
+    def number(self, name: str, required: bool = True) -> int | None:
+        """Query parameter ``name`` as an int (``-?[0-9]{1,18}``); 400 when malformed."""
+        text = self.param(name, required)
+        return None if text is None else parse_int(text, f"query parameter {name!r}")
+
+
+_INT = re.compile(r"-?[0-9]{1,18}")
+_BAD = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def parse_int(text: str, what: str) -> int:
+    if not _INT.fullmatch(text):
+        raise BadRequest(400, f"{what} must be an integer; received {text[:40]!r}")
+    return int(text)
+
+
+def not_found(target: str) -> BadRequest:
+    return BadRequest(404, f"no such page: {target[:80]!r}; the viewer starts at /")
+
+
+def parse_target(target: str) -> Request:
+    """The route of a raw request target (``/api/run/0/data?layer=x&pattern=3``)."""
+    if len(target) > MAX_TARGET:
+        raise BadRequest(
+            404, f"request target of {len(target)} characters; nothing here is that long"
+        )
+    raw_path, _, raw_query = target.partition("?")
+    raw_path = raw_path.partition("#")[0]
+    try:
+        path = unquote(raw_path, errors="strict")
+    except UnicodeDecodeError:
+        raise not_found(raw_path) from None
+    if not path.startswith("/") or path.startswith("//") or _BAD.search(path):
+        raise not_found(raw_path)
+    if any(part in (".", "..") for part in path.split("/")):
+        raise not_found(raw_path)
+    for name, pattern in ROUTES:
+        match = pattern.fullmatch(path)
+        if match:
+            try:
+                query = parse_qs(
+                    raw_query, keep_blank_values=True, strict_parsing=False, errors="strict"
+                )
+            except (UnicodeDecodeError, ValueError):
+                raise BadRequest(400, "query string is not valid UTF-8 percent-encoding") from None
+            return Request(name, match.groups(), query)
+    raise not_found(raw_path)
