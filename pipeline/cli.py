@@ -400,17 +400,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .viewer.report import build_report
+    from .viewer.report import build_report, size_text
 
     summary = build_report(
         args.run, args.out, patterns=args.patterns, max_mb=args.max_mb, quiet=args.quiet
     )
     log.info(
-        "report of %d pattern(s) in %s (%d data files, %.1f MB): open %s",
+        "report of %d pattern(s) in %s (%d data files, %s): open %s",
         len(summary.patterns),
         summary.out,
         summary.files,
-        summary.megabytes,
+        size_text(summary.bytes),
         summary.out / "index.html",
     )
     if summary.damaged:
