@@ -1,5 +1,5 @@
-"""``passage`` command line: capture, render, analyze, layers, serve, report, export, verify,
-info (every flag: docs/cli.md).
+"""``passage`` command line: capture, render, analyze, layers, serve, report, export,
+verify, info (every flag: docs/cli.md).
 
 Exit status 0 on success; a user error prints one line on stderr (no traceback) and exits 2;
 a render that had to skip damaged data exits 1. Flags override the config file. ``-q`` and
@@ -400,17 +400,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .viewer.report import build_report
+    from .viewer.report import build_report, size_text
 
     summary = build_report(
         args.run, args.out, patterns=args.patterns, max_mb=args.max_mb, quiet=args.quiet
     )
     log.info(
-        "report of %d pattern(s) in %s (%d data files, %.1f MB): open %s",
+        "report of %d pattern(s) in %s (%d data files, %s): open %s",
         len(summary.patterns),
         summary.out,
         summary.files,
-        summary.megabytes,
+        size_text(summary.bytes),
         summary.out / "index.html",
     )
     if summary.damaged:

@@ -11,26 +11,26 @@ is bounded (``max_mb``) and checked before anything is written.
 from __future__ import annotations
 
 import base64
+import bisect
 import logging
+import math
 import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import orjson
 from tqdm import tqdm
 
-from ..errors import ConfigError, DamagedDataError, NotInRunError, StoreError
+from ..errors import ConfigError, StoreError
 from ..rendering.layout import parse_indices
-from ..store import Run, open_run
+from ..store import Run
 from ..store.disk import atomic_write_bytes
-from ..store.manifest import ManifestEntry
-from ..store.verify import info_table
-from . import payloads
-from .colormaps import NAMES, colormaps_json
+from .api import Api, Response
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ DEFAULT_PATTERNS = "0-99"
 DEFAULT_MAX_MB = 200.0
 INDEX_SCRIPT = '<script src="data/index.js"></script>\n'
 APP_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=\"assets/app\.js\"", re.I)
-PUT_OVERHEAD = 160  # bytes of a data script around its base64 (key, shape, min/max, call)
+PUT_OVERHEAD = 200  # most bytes of a data script around its base64 and key (shape, 4 numbers)
 MB = 1_000_000
+SAFE_NAME = re.compile(r"[\w.-]+(?<!\.\.)")  # an input name usable as one file-name part
 
 
 @dataclass
@@ -57,6 +58,11 @@ class ReportSummary:
     @property
     def megabytes(self) -> float:
         return self.bytes / MB
+
+
+def size_text(n: int) -> str:
+    """``16.6 kB``, ``12.3 MB``: a report's size for people (decimal units)."""
+    return f"{n / MB:.1f} MB" if n >= 100_000 else f"{n / 1000:.1f} kB"
 
 
 def select_patterns(text: str, num_patterns: int, default: str = DEFAULT_PATTERNS) -> list[int]:
@@ -83,68 +89,82 @@ def put_script(key: str, payload: Any) -> bytes:
     return b"PASSAGE.put(" + orjson.dumps(key) + b", " + body + b");\n"
 
 
-def values_payload(
-    values: np.ndarray, layer_range: tuple[float | None, float | None]
-) -> dict[str, Any]:
-    """One pattern's values as the contract's data payload (float32 little-endian, C order)."""
-    arr = np.ascontiguousarray(values, dtype="<f4")
-    lo, hi = payloads.value_range(arr)
+def tensor_payload(resp: Response) -> dict[str, Any]:
+    """The API's answer for one pattern's values as the contract's data payload."""
+    if resp.status == 422:
+        return {"damaged": orjson.loads(resp.body).get("damaged", "damaged file")}
+    h = resp.headers
     return {
-        "shape": list(arr.shape),
-        "min": lo,
-        "max": hi,
-        "layerMin": layer_range[0],
-        "layerMax": layer_range[1],
-        "b64": base64.b64encode(arr.tobytes()).decode("ascii"),
+        "shape": [int(d) for d in h["X-Shape"].split(",") if d],
+        "min": _number(h["X-Min"]),
+        "max": _number(h["X-Max"]),
+        "layerMin": _number(h["X-Layer-Min"]),
+        "layerMax": _number(h["X-Layer-Max"]),
+        "b64": base64.b64encode(resp.body).decode("ascii"),
     }
 
 
-def _wanted(run: Run, patterns: Sequence[int]) -> list[int]:
-    return [p for p in patterns if p < run.num_patterns]
+def _number(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
 def _size(shape: Sequence[int | None]) -> int:
     return int(np.prod([s or 1 for s in shape], dtype=np.int64))
 
 
-def estimate(runs: Sequence[Run], patterns: Sequence[int]) -> tuple[int, int]:
-    """``(files, bytes)`` of the data scripts before writing them: base64 of 4 bytes per
-    value, plus a small wrapper per file, for every captured (layer, epoch, exported pattern)."""
-    files = total = 0
-    for run in runs:
-        wanted = set(_wanted(run, patterns))
-        for rec in run.layer_records:
-            raw = 4 * _size(rec.shape)
-            per_file = 4 * ((raw + 2) // 3) + PUT_OVERHEAD
-            for epoch in run.epochs:
-                for entry in run.chunks(rec.name, epoch):
-                    hit = wanted.intersection(range(entry.first, entry.first + entry.count))
-                    files += len(hit)
-                    total += per_file * len(hit)
-    return files, total
-
-
-def _chunks_of(run: Run, layer: str, epoch: int | None, patterns: Sequence[int]) -> Iterator:
-    """``(entry, [patterns in it])`` for every file of the layer holding exported patterns."""
+def _exported(run: Run, key: str, epoch: int | None, patterns: Sequence[int]) -> Iterator[int]:
+    """The exported patterns the run holds files for, for layer or input ``key`` at ``epoch``."""
     wanted = sorted(patterns)
-    for entry in run.chunks(layer, epoch):
-        inside = [p for p in wanted if entry.first <= p < entry.first + entry.count]
-        if inside:
-            yield entry, inside
+    for entry in run.chunks(key, epoch):
+        lo = bisect.bisect_left(wanted, entry.first)
+        hi = bisect.bisect_left(wanted, entry.first + entry.count)
+        yield from wanted[lo:hi]
 
 
-def _entry_values(run: Run, entry: ManifestEntry) -> np.ndarray | DamagedDataError:
-    try:
-        return run.load(entry, check=True)
-    except DamagedDataError as exc:
-        return exc
+def _items(
+    run: Run, run_id: int, patterns: Sequence[int]
+) -> Iterator[tuple[str, str, Sequence[int | None]]]:
+    """``(key, API target, per-pattern shape)`` of every data script of ``run``: each layer at each epoch, then
+    each stored input, for the exported patterns it holds."""
+    for rec in run.layer_records:
+        for epoch in run.epochs:
+            at = "" if epoch is None else f"&epoch={epoch}"
+            for p in _exported(run, rec.name, epoch, patterns):
+                yield (
+                    data_key(run_id, rec.dir, epoch, p),
+                    f"/api/run/{run_id}/data?layer={quote(rec.name, safe='')}&pattern={p}{at}",
+                    rec.shape,
+                )
+    for rec in run.input_records:
+        if not SAFE_NAME.fullmatch(rec.name):
+            log.warning("%s: input %r left out of the report (not a file name)", run.path, rec.name)
+            continue
+        for p in _exported(run, rec.key, None, patterns):
+            yield (
+                f"r{run_id}/inputs/{rec.name}/{p}",
+                f"/api/run/{run_id}/input?name={quote(rec.name, safe='')}&pattern={p}",
+                rec.shape,
+            )
+
+
+def estimate(runs: Sequence[Run], patterns: Sequence[int]) -> tuple[int, int]:
+    """``(files, bytes)`` of the data scripts before writing them (a bound a little above):
+    base64 of 4 bytes per value, the key and a wrapper per file, for every captured (layer or
+    input, epoch, exported pattern)."""
+    files = total = 0
+    for run_id, run in enumerate(runs):
+        for key, _, shape in _items(run, run_id, patterns):
+            files += 1
+            total += 4 * ((4 * _size(shape) + 2) // 3) + PUT_OVERHEAD + len(key)
+    return files, total
 
 
 class _Writer:
     """Writes the report's files atomically and counts the data bytes."""
 
-    def __init__(self, out: Path, summary: ReportSummary, bar: tqdm) -> None:
-        self.out, self.summary, self.bar = out, summary, bar
+    def __init__(self, api: Api, out: Path, summary: ReportSummary, bar: tqdm) -> None:
+        self.api, self.out, self.summary, self.bar = api, out, summary, bar
 
     def write(self, rel: str, data: bytes, counted: bool = True) -> None:
         path = self.out / rel
@@ -153,49 +173,61 @@ class _Writer:
         if counted:
             self.summary.files += 1
             self.summary.bytes += len(data)
-            self.bar.update(1)
 
     def put(self, key: str, payload: Any) -> None:
         self.write(f"data/{key}.js", put_script(key, payload))
 
+    def get(self, target: str, expected: tuple[int, ...] = (200,)) -> Response | None:
+        """The API's answer to ``target``: None for a 404 (the run lacks it), an error for
+        any status outside ``expected``."""
+        resp = self.api.handle("GET", target)
+        if resp.status == 404:
+            return None
+        if resp.status not in expected:
+            message = orjson.loads(resp.body).get("error", "") if resp.body else ""
+            raise StoreError(f"{target}: {message}")
+        return resp
 
-def _write_layers(w: _Writer, run: Run, run_id: int, patterns: Sequence[int]) -> None:
-    for rec in run.layer_records:
-        for epoch in run.epochs:
-            layer_range = payloads.layer_range(run, rec.name, epoch)
-            for entry, inside in _chunks_of(run, rec.name, epoch, patterns):
-                got = _entry_values(run, entry)
-                for p in inside:
-                    key = data_key(run_id, rec.dir, epoch, p)
-                    if isinstance(got, DamagedDataError):
-                        w.summary.damaged.append(key)
-                        w.put(key, {"damaged": got.reason})
-                    else:
-                        w.put(key, values_payload(got[p - entry.first], layer_range))
+    def data(self, key: str, target: str) -> None:
+        resp = self.get(target, (200, 422))
+        if resp is None:  # a live run changed under us: shown as not captured
+            log.warning("%s: not captured, left out of the report", key)
+            return
+        payload = tensor_payload(resp)
+        if "damaged" in payload:
+            self.summary.damaged.append(key)
+        self.put(key, payload)
+        self.bar.update(1)
 
 
-def _write_extras(w: _Writer, run: Run, run_id: int) -> None:
-    """Metrics, analysis, CKA, the diagram and the info table, where the run has them."""
-    base = f"r{run_id}"
-    if (run.path / payloads.METRICS).is_file():
-        w.put(f"{base}/metrics", {"metrics": run.metrics()})
-    for rec in run.layer_records:
-        try:
-            w.put(f"{base}/analysis/{rec.dir}", payloads.analysis_json(run, rec.name))
-        except NotInRunError:
-            pass
-        except StoreError as exc:  # a damaged analysis file: left out, said once
-            log.warning("%s: analysis of %s left out: %s", run.path, rec.name, exc)
-    try:
-        w.put(f"{base}/cka", payloads.cka_json(run))
-    except NotInRunError:
-        pass
-    except StoreError as exc:
-        log.warning("%s: CKA left out: %s", run.path, exc)
-    model = run.path / payloads.MODEL_PNG
-    if model.is_file():
-        w.write(f"data/{base}/{payloads.MODEL_PNG}", model.read_bytes())
-    w.put(f"{base}/info", {"text": info_table(run)})
+def _write_extras(w: _Writer, info: dict[str, Any]) -> None:
+    """Metrics, analysis, CKA, the diagram and the info table, where the run has them: the
+    API's JSON answers as they are (an analysis file it cannot read is left out, said once)."""
+    base, run_id = f"r{info['id']}", info["id"]
+    targets = [(f"{base}/info", f"/api/run/{run_id}/info")]
+    if info["has_metrics"]:
+        targets.append((f"{base}/metrics", f"/api/run/{run_id}/metrics"))
+    if info["has_analysis"]:
+        targets += [
+            (
+                f"{base}/analysis/{rec['dir']}",
+                f"/api/run/{run_id}/analysis?layer={quote(rec['name'], safe='')}",
+            )
+            for rec in info["layers"]
+        ]
+        targets.append((f"{base}/cka", f"/api/run/{run_id}/cka"))
+    for key, target in targets:
+        resp = w.get(target, (200, 422))
+        if resp is None:
+            continue
+        if resp.status == 422:
+            log.warning("%s left out of the report: %s", key, orjson.loads(resp.body)["error"])
+            continue
+        w.write(f"data/{key}.js", b"PASSAGE.put(" + orjson.dumps(key) + b", " + resp.body + b");\n")
+    if info["has_model"]:
+        resp = w.get(f"/api/run/{run_id}/model.png")
+        if resp is not None:
+            w.write(f"data/{base}/model.png", resp.body)
 
 
 def index_html(app_html: str, size_line: str) -> str:
@@ -206,7 +238,7 @@ def index_html(app_html: str, size_line: str) -> str:
             f'{ASSETS / "index.html"}: expected a <script src="assets/app.js"> tag to load '
             "the report's data before; received a page without one; reinstall passage"
         )
-    note = f'<p id="report-size">{size_line}</p>\n'
+    note = f'<p id="report-footer" class="muted">{size_line}</p>\n'
     page = app_html[: match.start()] + INDEX_SCRIPT + app_html[match.start() :]
     return page.replace("</body>", note + "</body>", 1) if "</body>" in page else page + note
 
@@ -227,52 +259,50 @@ def _copy_assets(out: Path) -> str:
 
 
 def build_report(
-    runs: Sequence[str | Path | Run],
+    runs: Sequence[str | Path],
     out: str | Path,
     patterns: str = DEFAULT_PATTERNS,
     max_mb: float = DEFAULT_MAX_MB,
     quiet: bool = False,
 ) -> ReportSummary:
     """Write the static report of ``runs`` (shown side by side) into ``out``: the app, one
-    data script per (run, layer, epoch, exported pattern), and each run's metrics, analysis,
-    CKA, diagram and info where it has them. ``ConfigError`` (nothing written) when the data
+    data script per (run, layer, epoch, exported pattern) and per stored input and pattern,
+    and each run's metrics, analysis, CKA, diagram and info where it has them, each the
+    server's answer (``Api``) as a script. ``ConfigError`` (nothing written) when the data
     would exceed ``max_mb`` megabytes; damaged data files become damaged cells."""
     if not runs:
         raise ConfigError("passage report: expected at least one run folder, received none")
-    opened = [r if isinstance(r, Run) else open_run(r) for r in runs]
-    n = max(r.num_patterns for r in opened)
-    picked = select_patterns(patterns, n)
+    api = Api([Path(r) for r in runs])
+    opened = [api.runs.state(i).run for i in range(len(runs))]
+    picked = select_patterns(patterns, max(r.num_patterns for r in opened))
     files, size = estimate(opened, picked)
     if size > max_mb * MB:
+        fit = max(1, int(len(picked) * max_mb * MB / size))
         raise ConfigError(
-            f"the report would hold about {size / MB:.1f} MB of data for {len(picked)} "
-            f"pattern(s), above --max-mb {max_mb:g}; pick fewer patterns (e.g. --patterns "
-            f"0-{max(0, int(len(picked) * max_mb * MB / size) - 1)}) or raise --max-mb"
+            f"the report would hold about {size_text(size)} of data for {len(picked)} "
+            f"pattern(s), above --max-mb {max_mb:g}; pick fewer patterns (about {fit} fit, "
+            f"e.g. --patterns 0-{fit - 1}) or raise --max-mb"
         )
     out = Path(out)
     summary = ReportSummary(out=out, patterns=picked)
     app_html = _copy_assets(out)
+    infos = orjson.loads(api.handle("GET", "/api/runs").body)["runs"]
     with tqdm(total=files, unit="file", desc="report", disable=quiet, leave=False) as bar:
-        w = _Writer(out, summary, bar)
+        w = _Writer(api, out, summary, bar)
         for run_id, run in enumerate(opened):
-            _write_layers(w, run, run_id, _wanted(run, picked))
-            _write_extras(w, run, run_id)
-    static = {
-        "runs": [payloads.run_info(run, i) for i, run in enumerate(opened)],
-        "colormaps": colormaps_json(NAMES),
-        "patterns": picked,
-        "bytes": summary.bytes,
-    }
+            for key, target, _ in _items(run, run_id, picked):
+                w.data(key, target)
+            _write_extras(w, infos[run_id])
+    colormaps = api.handle("GET", "/api/colormaps").body
+    static = orjson.dumps({"runs": infos, "patterns": picked, "bytes": summary.bytes})
     w.write(
         "data/index.js",
-        b"window.PASSAGE_STATIC = "
-        + orjson.dumps(static, option=orjson.OPT_SERIALIZE_NUMPY)
-        + b";\n",
+        b"window.PASSAGE_STATIC = " + static[:-1] + b', "colormaps": ' + colormaps + b"};\n",
         counted=False,
     )
     size_line = (
         f"Static report: {len(opened)} run(s), {len(picked)} pattern(s), "
-        f"{summary.files} data files, {summary.megabytes:.1f} MB"
+        f"{summary.files} data files, {size_text(summary.bytes)}"
     )
     w.write("index.html", index_html(app_html, size_line).encode("utf-8"), counted=False)
     if summary.damaged:

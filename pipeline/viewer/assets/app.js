@@ -478,8 +478,8 @@
     return state.runs.map((r) => `${r.id}:${r.inputs.join(",")}:${r.layers.map((l) => l.name).join(",")}`).join("|");
   }
 
-  /** Stored model inputs are drawn first; a static report does not export them. */
-  const shownInputs = (run) => (STATIC ? [] : run.inputs);
+  /** Stored model inputs (`--keep-inputs`) are drawn first. */
+  const shownInputs = (run) => run.inputs;
 
   let builtColumns = "";
   function buildColumns() {

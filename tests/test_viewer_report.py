@@ -1,0 +1,209 @@
+"""`passage report`: the static folder's files, read back as the page reads them (the scripts'
+``PASSAGE.put(key, payload)`` calls), every payload against the stored values and numpy."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from analysis_helpers import write_run
+from PIL import Image
+
+from pipeline.analysis import analyze
+from pipeline.cli import main
+from pipeline.errors import ConfigError
+from pipeline.store import open_run
+from pipeline.store.verify import info_table
+from pipeline.viewer.colormaps import NAMES, lut
+from pipeline.viewer.report import build_report
+
+PUT = re.compile(r"PASSAGE\.put\((.*)\);\n\Z", re.S)
+
+
+def read_put(path: Path) -> tuple[str, object]:
+    """The key and payload of one data script, as the page's ``PASSAGE.put`` receives them."""
+    text = path.read_text(encoding="utf-8")
+    match = PUT.match(text)
+    assert match, f"{path}: not one PASSAGE.put call"
+    key, end = json.JSONDecoder().raw_decode(match.group(1))
+    rest = match.group(1)[end:]
+    assert rest.startswith(", ")
+    return key, json.loads(rest[2:])
+
+
+def read_static(out: Path) -> dict:
+    text = (out / "data" / "index.js").read_text(encoding="utf-8")
+    prefix = "window.PASSAGE_STATIC = "
+    assert text.startswith(prefix) and text.endswith(";\n")
+    return json.loads(text[len(prefix) : -2])
+
+
+def decoded(payload: dict) -> np.ndarray:
+    raw = base64.b64decode(payload["b64"])
+    return np.frombuffer(raw, dtype="<f4").reshape(payload["shape"])
+
+
+def finite_range(a: np.ndarray) -> tuple[float | None, float | None]:
+    f = a[np.isfinite(a)]
+    return (float(f.min()), float(f.max())) if f.size else (None, None)
+
+
+def check_payload(payload: dict, values: np.ndarray, whole_layer: np.ndarray) -> None:
+    got = decoded(payload)
+    assert got.shape == values.shape
+    np.testing.assert_array_equal(got, values.astype(np.float32))  # NaN == NaN here
+    assert (payload["min"], payload["max"]) == finite_range(values.astype(np.float32))
+    assert (payload["layerMin"], payload["layerMax"]) == finite_range(whole_layer)
+
+
+@pytest.fixture
+def batch_run(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(11)
+    layers = {
+        "conv": rng.normal(size=(23, 4, 5, 3)).astype(np.float32),
+        "dense": rng.normal(size=(23, 6, 7)).astype(np.float32),
+        "out/vec": rng.normal(size=(23, 10)).astype(np.float32),
+    }
+    layers["dense"][8, 2, 3] = np.nan
+    layers["dense"][9] = np.nan  # no finite value at all: min/max null
+    return write_run(tmp_path / "batch", layers, batch=5), layers
+
+
+def test_batch_report_files_and_payloads(batch_run, tmp_path):
+    root, layers = batch_run
+    out = tmp_path / "report"
+    summary = build_report([root], out, patterns="2,7-9,22", quiet=True)
+    run = open_run(root)
+    wanted = [2, 7, 8, 9, 22]
+    assert summary.patterns == wanted and not summary.damaged
+    data = {p.relative_to(out / "data").as_posix() for p in (out / "data").rglob("*.js")}
+    dirs = {rec.name: rec.dir for rec in run.layer_records}
+    expected = {f"r0/{dirs[n]}/b/{p}.js" for n in layers for p in wanted}
+    assert data == expected | {"index.js", "r0/info.js"}
+    for name, arr in layers.items():
+        for p in wanted:
+            key, payload = read_put(out / "data" / f"r0/{dirs[name]}/b/{p}.js")
+            assert key == f"r0/{dirs[name]}/b/{p}"
+            check_payload(payload, arr[p], arr)
+    _, nan_payload = read_put(out / "data" / f"r0/{dirs['dense']}/b/9.js")
+    assert nan_payload["min"] is None and nan_payload["max"] is None
+    _, info = read_put(out / "data" / "r0/info.js")
+    assert info == {"text": info_table(run)}
+    static = read_static(out)
+    assert static["patterns"] == wanted
+    assert static["colormaps"]["names"] == list(NAMES)
+    assert static["colormaps"]["luts"]["magma"] == lut("magma").tolist()
+    [info0] = static["runs"]
+    assert info0["id"] == 0 and info0["name"] == "batch" and info0["epochs"] == [None]
+    assert [layer["name"] for layer in info0["layers"]] == list(layers)
+    sizes = sum(
+        p.stat().st_size for p in (out / "data").rglob("*") if p.is_file() and p.name != "index.js"
+    )
+    assert static["bytes"] == summary.bytes == sizes
+    assert summary.files == len(expected) + 1
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.index('<script src="data/index.js"></script>') < page.index("assets/app.js")
+    assert f"{summary.bytes / 1000:.1f} kB" in page and "5 pattern(s)" in page
+    app = Path(__file__).resolve().parents[1] / "pipeline" / "viewer" / "assets"
+    for name in ("app.js", "style.css"):
+        assert (out / "assets" / name).read_bytes() == (app / name).read_bytes()
+    assert not list(out.rglob("*.tmp*"))
+
+
+def test_training_runs_side_by_side_with_metrics_analysis_and_diagram(tmp_path):
+    rng = np.random.default_rng(4)
+    epochs = [0, 3]
+    a = {"d1": rng.normal(size=(2, 6, 3, 3)).astype(np.float32)}
+    b = {"d1": rng.normal(size=(2, 6, 3, 3)).astype(np.float32)}
+    run_a = write_run(tmp_path / "a", a, batch=4, epochs=epochs)
+    run_b = write_run(tmp_path / "b", b, batch=4, epochs=epochs)
+    (run_a / "metrics.jsonl").write_text(
+        '{"epoch": 0, "step": 2, "time": 0.1, "loss": 0.9}\n'
+        '{"epoch": 3, "step": 8, "time": 0.1, "loss": 0.4}\n'
+    )
+    Image.fromarray(np.full((4, 6, 3), 200, np.uint8)).save(run_a / "model.png")
+    analyze(run_a, pictures=False, workers=1, quiet=True)
+    out = tmp_path / "report"
+    code = main(["report", str(run_a), str(run_b), "--out", str(out), "-q"])
+    assert code == 0
+    dir_ = open_run(run_a).layer("d1").dir
+    for r, arrs in ((0, a), (1, b)):
+        for e_i, e in enumerate(epochs):
+            for p in range(6):
+                key, payload = read_put(out / "data" / f"r{r}/{dir_}/e{e}/{p}.js")
+                assert key == f"r{r}/{dir_}/e{e}/{p}"
+                check_payload(payload, arrs["d1"][e_i, p], arrs["d1"][e_i])
+    _, metrics = read_put(out / "data" / "r0/metrics.js")
+    assert metrics == {"metrics": open_run(run_a).metrics()}
+    assert (out / "data/r0/model.png").read_bytes() == (run_a / "model.png").read_bytes()
+    _, stats = read_put(out / "data" / f"r0/analysis/{dir_}.js")
+    want = open_run(run_a).analysis("d1")  # the last epoch
+    np.testing.assert_allclose(stats["mean"], want["mean"])
+    assert stats["hist_counts"] == want["hist_counts"].tolist()
+    _, cka = read_put(out / "data" / "r0/cka.js")
+    assert cka["names"] == ["d1"] and np.allclose(cka["matrix"], [[1.0]])
+    assert not (out / "data/r1/metrics.js").exists() and not (out / "data/r1/model.png").exists()
+    static = read_static(out)
+    assert [r["name"] for r in static["runs"]] == ["a", "b"]
+    assert static["runs"][0]["epochs"] == epochs and static["runs"][0]["mode"] == "train"
+    assert static["runs"][0]["has_analysis"] and not static["runs"][1]["has_analysis"]
+
+
+def test_a_report_above_the_bound_is_refused_before_writing(batch_run, tmp_path):
+    root, _ = batch_run
+    whole = build_report([root], tmp_path / "whole", patterns="0-22", quiet=True)
+    layer_bytes = sum(p.stat().st_size for p in (tmp_path / "whole/data/r0").glob("*/b/*.js"))
+    out = tmp_path / "report"
+    with pytest.raises(ConfigError) as info:
+        build_report([root], out, patterns="0-22", max_mb=0.01, quiet=True)
+    message = str(info.value)
+    assert not out.exists()
+    said = re.search(r"about ([\d.]+) kB of data for 23 pattern\(s\), above --max-mb 0.01", message)
+    assert said, message
+    # the estimate, made before writing, is the written size within 20 % (never below it)
+    assert layer_bytes <= float(said.group(1)) * 1000 <= 1.2 * layer_bytes
+    assert whole.bytes > 0.01e6 and "\n" not in message
+    fit = int(re.search(r"--patterns 0-(\d+)", message).group(1)) + 1
+    summary = build_report([root], out, patterns=f"0-{fit - 1}", max_mb=0.01, quiet=True)
+    assert 0 < summary.bytes <= 0.01e6 and summary.patterns == list(range(fit))
+
+
+def test_damaged_files_become_damaged_payloads(batch_run, tmp_path, capsys):
+    root, layers = batch_run
+    run = open_run(root)
+    entry = run.entry_for("dense", 7)  # patterns 5..9
+    path = root / entry.path
+    path.write_bytes(path.read_bytes()[:-4])
+    out = tmp_path / "report"
+    code = main(["report", str(root), "--out", str(out), "--patterns", "4-11", "-q"])
+    assert code == 1 and "damaged" in capsys.readouterr().err
+    dense = run.layer("dense").dir
+    for p in range(4, 12):
+        _, payload = read_put(out / "data" / f"r0/{dense}/b/{p}.js")
+        if 5 <= p <= 9:
+            assert payload == {"damaged": "truncated file"}
+        else:
+            check_payload(payload, layers["dense"][p], layers["dense"])
+    _, conv = read_put(out / "data" / f"r0/{run.layer('conv').dir}/b/7.js")
+    check_payload(conv, layers["conv"][7], layers["conv"])
+
+
+def test_patterns_default_subset_and_errors(tmp_path, capsys):
+    layers = {"a": np.arange(12 * 4, dtype=np.float32).reshape(12, 2, 2)}
+    root = write_run(tmp_path / "run", layers, batch=5, stop=10)  # patterns 10, 11 missing
+    out = tmp_path / "report"
+    summary = build_report([root], out, quiet=True)  # default 0-99: the run's 12
+    assert summary.patterns == list(range(12))
+    files = sorted(int(p.stem) for p in (out / "data").rglob("*.js") if p.stem.isdigit())
+    assert files == list(range(10))  # only what was captured
+    assert read_static(out)["runs"][0]["patterns_ready"] == 10
+    assert main(["report", str(root), "--out", str(tmp_path / "r2"), "--patterns", "5-20"]) == 2
+    assert main(["report", str(root), "--out", str(tmp_path / "r3"), "--patterns", "x"]) == 2
+    assert main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "r4")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "0..11" in err[0] and "'x'" in err[1]
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
