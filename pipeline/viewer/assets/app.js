@@ -541,7 +541,7 @@
     return lo <= hi ? [lo, hi] : [NaN, NaN];
   }
 
-  function drawCell(cell, result, shared) {
+  function drawCell(cell, result, shared, box) {
     const { canvas, el, title, readout, barSlot, item } = cell;
     const shape = (result && result.shape) || item.shape || [];
     title.textContent = item.name + " " + shapeLabel(shape);
@@ -573,7 +573,7 @@
       readout.dataset.idle = `min ${fmt(t.min)}, max ${fmt(t.max)}`;
     }
     readout.textContent = readout.dataset.idle;
-    fitCss(canvas);
+    fitCss(canvas, box);
     el.classList.toggle("selected", cell.kind === "layer" && item.name === state.layer);
   }
 
@@ -588,7 +588,9 @@
     if (gen !== generation) return;
     const pairs = list.map((cell, i) => [cell, results[i]]);
     const shared = state.scale === "shared" ? sharedRange(pairs) : null;
-    for (const [cell, r] of pairs) drawCell(cell, r, shared);
+    const perColumn = list.length / Math.max(1, state.runs.length);
+    const box = perColumn <= 4 && state.runs.length === 1 ? 340 : CELL_PX;
+    for (const [cell, r] of pairs) drawCell(cell, r, shared, box);
     const bar = $("#shared-bar");
     bar.hidden = !shared;
     bar.textContent = "";

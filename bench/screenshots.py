@@ -1,0 +1,85 @@
+"""The README's viewer screenshots, taken by the test browser (Chromium through Playwright).
+
+``python -m bench.screenshots [--out docs/images] [--work DIR]`` captures the article's run
+(``configs/seed.toml``: builtin:seed, one random pattern) and a short training run (as
+``configs/training.toml``, 3 epochs), serves both on 127.0.0.1 and writes
+``viewer-pattern.png`` (the pattern view) and ``viewer-epochs.png`` (the epoch view with the
+metrics curve) at 1280x800.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from pipeline.cli import main as passage
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+READY = "document.body.dataset.state === 'ready'"
+
+
+def config_copy(name: str, out: Path, work: Path, epochs: int | None = None) -> Path:
+    """``configs/<name>.toml`` with its run written to ``out`` (and fewer epochs)."""
+    text = (ROOT / "configs" / f"{name}.toml").read_text()
+    text = re.sub(r"(?m)^out = .*$", f'out = "{out.as_posix()}"', text)
+    if epochs is not None:
+        text = re.sub(r"(?m)^epochs = \d+", f"epochs = {epochs}", text)
+    path = work / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def capture_runs(work: Path) -> tuple[Path, Path]:
+    seed, training = work / "seed", work / "training"
+    for name, out, epochs in (("seed", seed, None), ("training", training, 3)):
+        if not (out / "manifest.jsonl").exists():
+            config = config_copy(name, out, work, epochs)
+            if passage(["capture", "-q", "--config", str(config)]) != 0:
+                raise SystemExit(f"capture of {name} failed")
+    return seed, training
+
+
+def shoot(runs: list[Path], hash_: str, path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from pipeline.viewer.server import start
+
+    server, thread, url = start(runs, "127.0.0.1", 0)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{url}/{hash_}")
+            page.wait_for_function(READY, timeout=30_000)
+            page.mouse.move(0, 0)
+            page.screenshot(path=str(path))
+            browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "images"))
+    parser.add_argument("--work", default=None, help="keep the runs here (default: a temp dir)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        seed, training = capture_runs(work)
+        shoot([seed], "#run=0&pattern=0&view=pattern", out / "viewer-pattern.png")
+        shoot([training], "#run=0&pattern=5&epoch=2&view=pattern", out / "viewer-epochs.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
