@@ -16,7 +16,7 @@ from PIL import Image
 from pipeline.analysis import analyze
 from pipeline.cli import main
 from pipeline.errors import ConfigError
-from pipeline.store import open_run
+from pipeline.store import RunWriter, open_run
 from pipeline.store.verify import info_table
 from pipeline.viewer.colormaps import NAMES, lut
 from pipeline.viewer.report import build_report
@@ -207,3 +207,34 @@ def test_patterns_default_subset_and_errors(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "0..11" in err[0] and "'x'" in err[1]
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_stored_inputs_are_exported(tmp_path):
+    rng = np.random.default_rng(9)
+    image = rng.normal(size=(7, 4, 4)).astype(np.float32)
+    dense = rng.normal(size=(7, 5)).astype(np.float32)
+    info = {
+        "mode": "batch",
+        "model": "test",
+        "fingerprint": "inputs",
+        "layers": [{"index": 0, "name": "d", "class": "Dense", "shape": [5], "dir": "000-d"}],
+        "stored_inputs": [
+            {"index": 0, "name": "img", "shape": [4, 4], "dtype": "float32", "dir": "000-img"}
+        ],
+        "num_patterns": 7,
+        "patterns": "random:7",
+    }
+    root = tmp_path / "run"
+    with RunWriter(root, info) as w:
+        for first in (0, 4):
+            w.write("d", None, first, dense[first : first + 4])
+            w.write("input:img", None, first, image[first : first + 4])
+    out = tmp_path / "report"
+    build_report([root], out, patterns="1,5", quiet=True)
+    for p in (1, 5):
+        key, payload = read_put(out / "data" / f"r0/inputs/img/{p}.js")
+        assert key == f"r0/inputs/img/{p}"
+        check_payload(payload, image[p], image)
+        _, d = read_put(out / "data" / f"r0/000-d/b/{p}.js")
+        check_payload(d, dense[p], dense)
+    assert read_static(out)["runs"][0]["inputs"] == ["img"]
