@@ -5,6 +5,7 @@ file outside the packaged assets."""
 from __future__ import annotations
 
 import struct
+import time
 
 import matplotlib
 import numpy as np
@@ -268,6 +269,33 @@ def test_damaged_file_is_422(batch_run, damage, reason):
         assert orjson.loads(resp.body)["damaged"] == reason
     ok = get(api, "/api/run/0/data?layer=maps&pattern=1")  # another file of the layer
     assert ok.status == 200 and ok.body == data["maps"][1].tobytes()
+
+
+def test_a_large_file_is_served_then_checked_in_the_background(tmp_path):
+    big = np.random.default_rng(3).standard_normal((300, 60, 70)).astype(np.float32)  # 5 MB
+    root = write_run(tmp_path / "big", {"big": big}, 300)
+    entry = open_run(root).entry_for("big", 0)
+    assert entry.bytes > 4 << 20
+    path = root / entry.path
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0xFF  # inside pattern 299's values; pattern 4 is intact
+    path.write_bytes(bytes(raw))
+    api = Api([root])
+    try:
+        first = get(api, "/api/run/0/data?layer=big&pattern=4")
+        assert first.status == 200 and first.body == big[4].tobytes()  # served before its CRC
+        deadline = time.monotonic() + 30
+        while api.runs._pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        later = get(api, "/api/run/0/data?layer=big&pattern=4")
+        assert later.status == 422 and orjson.loads(later.body)["damaged"] == "checksum mismatch"
+        path.write_bytes(bytes(raw[:-100]))  # a wrong size is found before serving
+        api2 = Api([root])
+        cut = get(api2, "/api/run/0/data?layer=big&pattern=4")
+        assert cut.status == 422 and orjson.loads(cut.body)["damaged"] == "truncated file"
+        api2.runs.close()
+    finally:
+        api.runs.close()
 
 
 # -- errors -----------------------------------------------------------------------------------------

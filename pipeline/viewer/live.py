@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ import numpy as np
 from ..errors import DamagedDataError, NotInRunError
 from ..store import MANIFEST, ManifestEntry, Run, open_run
 from ..store.analysis_files import folder as analysis_folder
+
+BACKGROUND_CHECK_BYTES = 4 << 20  # larger files are served first, their CRC-32 checked after
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,8 @@ class LiveRuns:
         # data files whose checksum was compared with the manifest: entry -> None when good,
         # else (manifest version, error): damage is believed until the manifest changes
         self._checked: dict[ManifestEntry, tuple[str, DamagedDataError] | None] = {}
+        self._pending: set[ManifestEntry] = set()
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="passage-check")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -134,14 +139,22 @@ class LiveRuns:
 
     def load(self, state: RunState, entry: ManifestEntry) -> np.ndarray:
         """The memory-mapped array of one data file, its checksum compared with the manifest
-        the first time (``DamagedDataError`` when it differs, again until the manifest
-        changes: a capture run again may write the file anew)."""
+        (``DamagedDataError`` when it differs, again until the manifest changes: a capture run
+        again may write the file anew).
+
+        A file up to ``BACKGROUND_CHECK_BYTES`` is checked before it is served. A larger one
+        (a 30 MB chunk of 2,048 patterns, to show one pattern) is served as soon as its size,
+        shape and dtype match the manifest, and its CRC-32 is compared in a background
+        thread: a flipped bit in it is reported from the moment that check ends.
+        """
         if entry in self._checked:
             known = self._checked[entry]
             if known is None:
                 return state.run.load(entry, check=False)
             if known[0] == state.version:
                 raise known[1]
+        if entry.bytes > BACKGROUND_CHECK_BYTES:
+            return self._load_then_check(state, entry)
         try:
             arr = state.run.load(entry, check=True)
         except DamagedDataError as exc:
@@ -149,3 +162,37 @@ class LiveRuns:
             raise
         self._checked[entry] = None
         return arr
+
+    def _load_then_check(self, state: RunState, entry: ManifestEntry) -> np.ndarray:
+        path = state.run.path / entry.path
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = -1
+        if size != entry.bytes:  # missing or truncated: the full check says which, at once
+            try:
+                state.run.load(entry, check=True)
+            except DamagedDataError as exc:
+                self._checked[entry] = (state.version, exc)
+                raise
+        arr = state.run.load(entry, check=False)
+        with self._lock:
+            if entry not in self._pending:
+                self._pending.add(entry)
+                self._checker.submit(self._check, state, entry)
+        return arr
+
+    def _check(self, state: RunState, entry: ManifestEntry) -> None:
+        try:
+            state.run.load(entry, check=True)
+            self._checked[entry] = None
+        except DamagedDataError as exc:
+            log.warning("%s", exc)
+            self._checked[entry] = (state.version, exc)
+        finally:
+            with self._lock:
+                self._pending.discard(entry)
+
+    def close(self) -> None:
+        """Stop the background checks (waits for the one running)."""
+        self._checker.shutdown(wait=True, cancel_futures=True)

@@ -35,6 +35,10 @@ class ViewerServer(ThreadingHTTPServer):
         self.api = api
         super().__init__(address, Handler)
 
+    def server_close(self) -> None:
+        super().server_close()
+        self.api.runs.close()  # the background checksum thread, if one started
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
