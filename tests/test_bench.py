@@ -39,6 +39,8 @@ EXPECTED = [
     "analyze peak RSS, 300 / 30 patterns",
     "same, --no-cka",
     "training time with CaptureCallback / without",
+    "viewer: first pattern view drawn after opening the run, 300 patterns",
+    "viewer: switch pattern, p95 over 5 switches",
 ]
 
 
@@ -54,7 +56,9 @@ def test_bench_quick_path_writes_every_figure(tmp_path):
     for f in doc["figures"]:
         assert f["ratio"] is not None and f["ratio"] > 0, f
         assert f["status"] != "not available", f
-    training = doc["figures"][-1]  # fit with the callback / without, on configs/training.toml
+    training = next(  # fit with the callback / without, on configs/training.toml
+        f for f in doc["figures"] if f["name"] == "training time with CaptureCallback / without"
+    )
     assert training["baseline"] > 0 and training["ours"] > 0
     assert training["ratio"] == pytest.approx(training["ours"] / training["baseline"])
     assert "configs/training.toml" in training["note"] and "CPU time ratio" in training["note"]
