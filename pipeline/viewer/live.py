@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,17 @@ from ..store import MANIFEST, ManifestEntry, Run, open_run
 from ..store.analysis_files import folder as analysis_folder
 
 BACKGROUND_CHECK_BYTES = 4 << 20  # larger files are served first, their CRC-32 checked after
+CHECK_AFTER_IDLE_S = 0.2  # a background check starts once no large file was read for this long
+
+
+def _background_priority() -> None:
+    """The checksum thread yields the cores to the requests and the browser (Linux: a thread
+    has its own nice value); elsewhere it keeps the process's priority."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +123,11 @@ class LiveRuns:
         # else (manifest version, error): damage is believed until the manifest changes
         self._checked: dict[ManifestEntry, tuple[str, DamagedDataError] | None] = {}
         self._pending: set[ManifestEntry] = set()
-        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="passage-check")
+        self._last_read = 0.0
+        self._closing = False
+        self._checker = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="passage-check", initializer=_background_priority
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -176,6 +192,7 @@ class LiveRuns:
                 self._checked[entry] = (state.version, exc)
                 raise
         arr = state.run.load(entry, check=False)
+        self._last_read = time.monotonic()
         with self._lock:
             if entry not in self._pending:
                 self._pending.add(entry)
@@ -183,6 +200,9 @@ class LiveRuns:
         return arr
 
     def _check(self, state: RunState, entry: ManifestEntry) -> None:
+        # interactive requests first: a whole-file checksum waits for a pause in the reads
+        while time.monotonic() - self._last_read < CHECK_AFTER_IDLE_S and not self._closing:
+            time.sleep(CHECK_AFTER_IDLE_S / 4)
         try:
             state.run.load(entry, check=True)
             self._checked[entry] = None
@@ -195,4 +215,5 @@ class LiveRuns:
 
     def close(self) -> None:
         """Stop the background checks (waits for the one running)."""
+        self._closing = True
         self._checker.shutdown(wait=True, cancel_futures=True)

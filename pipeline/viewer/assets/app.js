@@ -10,6 +10,7 @@
   const STATIC = window.PASSAGE_STATIC || null;
   const MAX_CHANNELS = 64;
   const CELL_PX = 240; // the longest side of a cell's canvas on screen
+  const PREFETCH_DELAY_MS = 120;
   const PAD_RGB = [236, 239, 243]; // mosaic gaps and vector padding: not values
   const BAD_RGB = [255, 0, 255]; // NaN and infinities
   const CACHE_ENTRIES = 600;
@@ -596,11 +597,14 @@
     bar.textContent = "";
     if (shared) bar.append(colorbar(luts[state.cmap], shared[0], shared[1]));
     drawMetrics();
-    prefetch();
+    setTimeout(() => prefetch(gen), PREFETCH_DELAY_MS);
   }
 
-  function prefetch() {
-    if (STATIC) return;
+  // The neighbours of a pattern the user stays on (arrow keys): fetched a moment after it is
+  // drawn, and not at all when another pattern was asked for meanwhile, so that prefetches
+  // never queue in front of the requests of the user's next jump.
+  function prefetch(gen) {
+    if (STATIC || gen !== generation) return;
     for (const delta of [1, -1]) {
       const p = state.pattern + delta;
       if (p < 0) continue;
