@@ -19,28 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..store.analysis_files import LAYER_KEYS
 from . import topk
 from .histogram import BINS, Binner, count_indices, value_range
 
 BLOCK_BYTES = 1 << 20
-RESULT_KEYS = (
-    "mean",
-    "std",
-    "min",
-    "max",
-    "frac_positive",
-    "count",
-    "nonfinite",
-    "channel_mean",
-    "channel_std",
-    "channel_frac_positive",
-    "dead",
-    "hist_edges",
-    "hist_counts",
-    "top_index",
-    "top_value",
-)
-CLASS_KEYS = ("classes", "class_channel_mean")
+RESULT_KEYS = LAYER_KEYS  # the arrays of ``result()``; ``CLASS_KEYS`` with labels
 
 
 def channels_of(shape: tuple[int, ...]) -> int:

@@ -28,6 +28,25 @@ from .disk import atomic_write_bytes
 from .naming import epoch_dir
 
 ANALYSIS = "analysis"
+# the arrays of one layer's file (``Run.analysis``), and the two a run with labels adds
+LAYER_KEYS = (
+    "mean",
+    "std",
+    "min",
+    "max",
+    "frac_positive",
+    "count",
+    "nonfinite",
+    "channel_mean",
+    "channel_std",
+    "channel_frac_positive",
+    "dead",
+    "hist_edges",
+    "hist_counts",
+    "top_index",
+    "top_value",
+)
+CLASS_KEYS = ("classes", "class_channel_mean")
 INDEX = "index.json"
 PARTIAL = ".partial"
 

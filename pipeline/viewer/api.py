@@ -48,23 +48,7 @@ PLACEHOLDER = (
     b"pipeline/viewer/assets/index.html is missing. The API answers under "
     b"<a href='/api/runs'>/api/runs</a>.</p></body></html>"
 )
-ANALYSIS_KEYS = (
-    "mean",
-    "std",
-    "min",
-    "max",
-    "frac_positive",
-    "count",
-    "nonfinite",
-    "dead",
-    "hist_edges",
-    "hist_counts",
-    "top_index",
-    "top_value",
-    "channel_mean",
-    "channel_std",
-    "channel_frac_positive",
-)
+ANALYSIS_KEYS = analysis_files.LAYER_KEYS
 
 
 @dataclass(frozen=True)
