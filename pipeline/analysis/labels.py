@@ -36,7 +36,7 @@ def load(path: str | Path, count: int) -> np.ndarray:
     if arr.ndim == 2 and arr.shape[1] > 1:  # one-hot rows
         arr = np.asarray(arr).argmax(axis=1)
     arr = np.asarray(arr).reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else np.asarray(arr)
-    if arr.ndim != 1 or arr.dtype.kind not in "biu" and not _integral(arr):
+    if arr.ndim != 1 or (arr.dtype.kind not in "biu" and not _integral(arr)):
         raise ConfigError(
             f"--labels: expected one integer per pattern (shape ({count},)), received shape "
             f"{arr.shape} of {arr.dtype} in {p}"

@@ -19,12 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..store.analysis_files import LAYER_KEYS
 from . import topk
 from .histogram import BINS, Binner, count_indices, value_range
 
 BLOCK_BYTES = 1 << 20
-RESULT_KEYS = LAYER_KEYS  # the arrays of ``result()``; ``CLASS_KEYS`` with labels
 
 
 def channels_of(shape: tuple[int, ...]) -> int:
@@ -280,7 +278,8 @@ class LayerReduction:
 
     # -- the answer ---------------------------------------------------------------------------
     def result(self) -> dict[str, np.ndarray]:
-        """The documented arrays (``RESULT_KEYS``, and ``CLASS_KEYS`` with labels)."""
+        """The documented arrays (``store.analysis_files.LAYER_KEYS``; with labels also
+        ``classes`` and ``class_channel_mean``)."""
         count = self.elem.count
         seen = count > 0
         c = channels_of(self.shape)

@@ -176,9 +176,9 @@ def _reduce_jobs(
     report.pieces = len(pending)
     n = _workers(workers, len(pending), total)
     failed: dict[str, str] = {}
-    left = {job.key: len(job.pieces) for job in jobs}
-    for job in jobs:
-        left[job.key] -= sum(1 for p in job.pieces if partial_path(run_path, p).is_file())
+    left = {job.key: 0 for job in jobs}  # pieces still to reduce, per job
+    for job, _ in pending:
+        left[job.key] += 1
 
     def finished(job: LayerJob) -> None:
         if job.key not in failed:

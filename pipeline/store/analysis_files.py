@@ -28,7 +28,8 @@ from .disk import atomic_write_bytes
 from .naming import epoch_dir
 
 ANALYSIS = "analysis"
-# the arrays of one layer's file (``Run.analysis``), and the two a run with labels adds
+# the arrays of one layer's file (``Run.analysis``); with labels also ``classes`` and
+# ``class_channel_mean``
 LAYER_KEYS = (
     "mean",
     "std",
@@ -46,7 +47,6 @@ LAYER_KEYS = (
     "top_index",
     "top_value",
 )
-CLASS_KEYS = ("classes", "class_channel_mean")
 INDEX = "index.json"
 PARTIAL = ".partial"
 
