@@ -9,10 +9,12 @@ a render that had to skip damaged data exits 1. Flags override the config file. 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import config as cfgmod
 from .config import Config
@@ -43,6 +45,15 @@ def _add_select(p: argparse.ArgumentParser) -> None:
 
 def _add_unsafe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unsafe", action="store_true", help="allow unsafe deserialization (Lambda)")
+
+
+def _add_dask(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local[:N] "
+        "for N worker processes here (the workers must see the run folder at the same path)",
+    )
 
 
 def _add_capture(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
@@ -91,6 +102,7 @@ def _add_capture(sub: argparse._SubParsersAction, after: argparse.ArgumentParser
         help="write large data files through the page cache instead of direct I/O",
     )
     p.add_argument("--fsync", action="store_true", help="fsync every file (survives power loss)")
+    _add_dask(p)
 
 
 def _add_render(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
@@ -110,6 +122,7 @@ def _add_render(sub: argparse._SubParsersAction, after: argparse.ArgumentParser)
         help="color scale of a channel mosaic: one for the layer (default) or one per channel",
     )
     p.add_argument("--strict", action="store_true", help="stop at the first damaged file")
+    _add_dask(p)
 
 
 def _add_analyze(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
@@ -128,6 +141,7 @@ def _add_analyze(sub: argparse._SubParsersAction, after: argparse.ArgumentParser
     p.add_argument("--max-channels", type=int, help="channels drawn per sheet (default 64)")
     p.add_argument("--no-cka", action="store_true", help="skip the CKA matrices")
     p.add_argument("--no-pictures", action="store_true", help="write the arrays only")
+    _add_dask(p)
 
 
 def _add_layers(sub: argparse._SubParsersAction, after: argparse.ArgumentParser) -> None:
@@ -288,9 +302,27 @@ def select_config(cfg: Config, args: argparse.Namespace) -> Config:
     )
 
 
+def cluster(cfg: Config, args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
+    """The Dask pool ``--dask`` (or ``[dask] address``) names, for the command's length; a
+    context yielding None without one (Dask is then not imported)."""
+    cfg = cfgmod.override(cfg, "dask", address=args.dask)
+    if not cfg.dask.address:
+        return contextlib.nullcontext()
+    from .distributed import connect
+
+    return connect(cfg.dask.address, timeout=cfg.dask.timeout)
+
+
 def cmd_capture(args: argparse.Namespace) -> int:
     cfg = capture_config(args)
-    if cfg.train is not None:
+    if args.dask or cfg.dask.address:
+        from .distributed import capture as capture_on
+        from .distributed.capture import check_capture
+
+        check_capture(cfg)
+        with cluster(cfg, args) as pool:
+            capture_on(cfg, pool, quiet=args.quiet)
+    elif cfg.train is not None:
         from .capturing.training.trainer import train_and_capture
 
         train_and_capture(cfg, quiet=args.quiet)
@@ -319,21 +351,23 @@ def cmd_render(args: argparse.Namespace) -> int:
     )
     run_dir = args.run or cfg.capture.out
     r = cfg.render
-    report = render(
-        run_dir,
-        r.out or None,
-        grid=r.grid,
-        cmap=r.cmap,
-        patterns=r.patterns,
-        workers=r.workers,
-        strict=args.strict,
-        figsize=r.figsize,
-        dpi=r.dpi,
-        vector=r.vector,
-        max_channels=r.max_channels,
-        scale=r.scale,
-        quiet=args.quiet,
-    )
+    with cluster(cfg, args) as pool:
+        report = render(
+            run_dir,
+            r.out or None,
+            grid=r.grid,
+            cmap=r.cmap,
+            patterns=r.patterns,
+            workers=r.workers,
+            strict=args.strict,
+            figsize=r.figsize,
+            dpi=r.dpi,
+            vector=r.vector,
+            max_channels=r.max_channels,
+            scale=r.scale,
+            quiet=args.quiet,
+            pool=pool,
+        )
     if report.problems:
         for what in list(report.damaged.values())[:20]:
             log.warning("%s", what)
@@ -368,19 +402,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     )
     a = cfg.analyze
     run_dir = args.run or cfg.capture.out
-    report = analyze(
-        run_dir,
-        epoch=a.epoch,
-        labels=a.labels or None,
-        against=a.against or None,
-        top=a.top,
-        workers=a.workers,
-        cka=a.cka,
-        pictures=a.pictures,
-        max_channels=a.max_channels,
-        cmap=cfg.render.cmap,
-        quiet=args.quiet,
-    )
+    with cluster(cfg, args) as pool:
+        report = analyze(
+            run_dir,
+            epoch=a.epoch,
+            labels=a.labels or None,
+            against=a.against or None,
+            top=a.top,
+            workers=a.workers,
+            cka=a.cka,
+            pictures=a.pictures,
+            max_channels=a.max_channels,
+            cmap=cfg.render.cmap,
+            quiet=args.quiet,
+            pool=pool,
+        )
     if report.problems:
         for line in report.problems[:20]:
             log.warning("%s", line)

@@ -99,6 +99,15 @@ class AnalyzeConfig:
 
 
 @dataclass(frozen=True)
+class DaskConfig:
+    # tcp://host:port of a running Dask scheduler, or local[:N] for a cluster of N worker
+    # processes on this machine; empty: everything runs here and Dask is not imported.
+    address: str = ""
+    batches_per_task: int = 0  # capture batches per Dask task; 0: by their size
+    timeout: float = 10.0  # seconds to reach the scheduler
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     dataset: str = ""
     x_key: str = "x"
@@ -124,6 +133,7 @@ class Config:
     render: RenderConfig = field(default_factory=RenderConfig)
     train: TrainConfig | None = None
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    dask: DaskConfig = field(default_factory=DaskConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -240,6 +250,12 @@ def _validate(cfg: Config) -> Config:
             "[analyze]: expected top >= 1, workers >= 0 and max_channels >= 1, received "
             f"top={a.top} workers={a.workers} max_channels={a.max_channels}"
         )
+    d = cfg.dask
+    if d.batches_per_task < 0 or d.timeout <= 0:
+        raise ConfigError(
+            "[dask]: expected batches_per_task >= 0 (0: by size) and timeout > 0 seconds, "
+            f"received batches_per_task={d.batches_per_task} timeout={d.timeout}"
+        )
     t = cfg.train
     if t is not None and c.keep_inputs:
         raise ConfigError(
@@ -265,6 +281,7 @@ SECTIONS: dict[str, type] = {
     "render": RenderConfig,
     "train": TrainConfig,
     "analyze": AnalyzeConfig,
+    "dask": DaskConfig,
 }
 
 

@@ -72,3 +72,7 @@ class DiskFullError(StoreError):
 
 class RenderError(PassageError, RuntimeError):
     """Rendering could not draw what was asked."""
+
+
+class DistributedError(PassageError, RuntimeError):
+    """The Dask cluster could not be reached, was lost, or cannot run what was asked."""

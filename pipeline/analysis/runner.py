@@ -14,16 +14,16 @@ file was computed from: a rerun skips what is up to date.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DamagedDataError
+from ..executors import LOCAL, WorkerPool
 from ..store import Run, open_run
 from ..store import analysis_files as files
 from ..store.lock import RunLock
@@ -70,8 +70,11 @@ def analyze(
     max_channels: int = 64,
     cmap: str = "viridis",
     quiet: bool = False,
+    pool: WorkerPool | None = None,
 ) -> AnalysisReport:
-    """Analyze a captured run into ``RUN/analysis/`` (see the module docstring)."""
+    """Analyze a captured run into ``RUN/analysis/`` (see the module docstring). ``pool``:
+    where the pieces are reduced (default: processes here; ``pipeline.distributed`` for a
+    cluster, whose workers must see the run at the same path)."""
     if top < 1:
         raise ConfigError(f"--top: expected K >= 1, received {top}")
     run = run if isinstance(run, Run) else open_run(run)  # a clear error before any lock file
@@ -80,7 +83,18 @@ def analyze(
     try:
         run = open_run(run.path)  # the manifest as it is now that no capture can append
         return _analyze(
-            run, epoch, labels, against, top, workers, cka, pictures, max_channels, cmap, quiet
+            run,
+            epoch,
+            labels,
+            against,
+            top,
+            workers,
+            cka,
+            pictures,
+            max_channels,
+            cmap,
+            quiet,
+            pool or LOCAL,
         )
     finally:
         lock.release()
@@ -98,6 +112,7 @@ def _analyze(
     max_channels: int,
     cmap: str,
     quiet: bool,
+    pool: WorkerPool,
 ) -> AnalysisReport:
     report = AnalysisReport(files.folder(run.path))
     epochs = resolve_epochs(run, epoch)
@@ -135,7 +150,7 @@ def _analyze(
     todo = [job for job in jobs if not _up_to_date(run, index, job)]
     report.reused = [job_file(job) for job in jobs if job not in todo]
     if todo:
-        _reduce_jobs(run, todo, settings, workers, quiet, index, report)
+        _reduce_jobs(run, todo, settings, workers, quiet, index, report, pool)
     if cka:
         layers_cka(run, epochs, report, index, quiet)
         if run.is_training and len(epochs) > 1:
@@ -167,14 +182,15 @@ def _reduce_jobs(
     quiet: bool,
     index: dict,
     report: AnalysisReport,
+    pool: WorkerPool,
 ) -> None:
-    run_path = str(run.path)
+    run_path = str(run.path.resolve()) if pool.remote else str(run.path)
     pending = [
         (job, p) for job in jobs for p in job.pieces if not partial_path(run_path, p).is_file()
     ]
     total = sum(p.nbytes for _, p in pending)
     report.pieces = len(pending)
-    n = _workers(workers, len(pending), total)
+    n = pool.workers(workers) if pool.remote else _workers(workers, len(pending), total)
     failed: dict[str, str] = {}
     left = {job.key: 0 for job in jobs}  # pieces still to reduce, per job
     for job, _ in pending:
@@ -204,7 +220,7 @@ def _reduce_jobs(
             if left[job.key] == 0:
                 finished(job)
 
-        _run_pieces(run_path, pending, settings, n, done)
+        _run_pieces(run_path, pending, settings, n, done, pool)
     partial = files.folder(run.path) / files.PARTIAL
     if partial.is_dir() and not any(partial.iterdir()):
         partial.rmdir()
@@ -224,8 +240,9 @@ def _run_pieces(
     settings: Settings,
     n: int,
     done: Callable[[LayerJob, Piece, BaseException | None], None],
+    pool: WorkerPool,
 ) -> None:
-    if n <= 1:
+    if n <= 1 and not pool.remote:
         run = open_run(run_path)  # this analysis's own reader: files checked afresh
         for job, piece in pending:
             try:
@@ -235,10 +252,9 @@ def _run_pieces(
                 continue
             done(job, piece, None)
         return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+    with pool.executor(n) as ex:
         futures: list[tuple[LayerJob, Piece, Future[str]]] = [
-            (job, piece, pool.submit(reduce_piece, run_path, job, piece, settings))
+            (job, piece, ex.submit(reduce_piece, run_path, job, piece, settings))
             for job, piece in pending
         ]
         try:

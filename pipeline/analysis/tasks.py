@@ -13,14 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import Run, open_run
+from ..store import Run
 from ..store import analysis_files as files
+from ..store.cached import cached_run
 from .plan import LayerJob, Piece
 from .reductions import LayerReduction
-
-_RUNS: dict[
-    str, Run
-] = {}  # in a pool worker: the run, opened once (the pool lives for one analysis)
 
 
 @dataclass(frozen=True)
@@ -30,14 +27,6 @@ class Settings:
     k: int = 9
     labels: np.ndarray | None = None
     classes: np.ndarray | None = None
-
-
-def opened(run_path: str) -> Run:
-    """The run, opened once per pool worker process (``reduce_piece`` without ``run``)."""
-    run = _RUNS.get(run_path)
-    if run is None:
-        run = _RUNS[run_path] = open_run(run_path)
-    return run
 
 
 def partial_path(run_path: str | Path, piece: Piece) -> Path:
@@ -54,7 +43,7 @@ def reduce_piece(
     """Reduce ``piece`` (a DamagedDataError names a bad file) and keep its partial result;
     returns the partial file's path. ``run``: the caller's reader (in-process analysis, so
     every analysis checks its files again); None in a pool worker."""
-    run = run if run is not None else opened(run_path)
+    run = run if run is not None else cached_run(run_path)
     red = new_reduction(job, settings)
     for entry in piece.entries:
         arr = run.load(entry, check=True)

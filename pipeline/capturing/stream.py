@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,13 @@ from ..store import RUN_JSON, QueuedWriter, Run, RunWriter, open_run
 from ..store.naming import input_key
 from ..store.runinfo import read_run_json
 from .diagram import ensure_architecture
-from .identity import arrays_digest, describe_run, fingerprint, weights_digest
+from .identity import (
+    RunDescription,
+    arrays_digest,
+    describe_run,
+    fingerprint,
+    weights_digest,
+)
 from .inputs import input_names, input_shapes
 from .kept_inputs import (
     check_apart,
@@ -32,7 +39,7 @@ from .kept_inputs import (
 )
 from .models import load_model
 from .patterns import PatternSource, array_source, limited, load_patterns
-from .pending import pending_batches
+from .pending import Pending, pending_batches
 from .probe import Probe, layer_infos
 from .selection import LayerInfo, select_layers
 
@@ -76,14 +83,86 @@ def resolve_batch_size(c: CaptureConfig, selected: Sequence[LayerInfo], count: i
     return size
 
 
+@dataclass
+class CapturePlan:
+    """What one batch capture is, settled before its run folder is claimed: the model, its
+    pattern source and selected layers, the batch size and run.json (``run``), the kept
+    inputs' stored keys (``inputs``). ``probe`` is the model's probe when it was built and
+    tried already (a new run), else None."""
+
+    config: Config
+    model: Any
+    source: PatternSource
+    selected: list[LayerInfo]
+    batch_size: int
+    run: RunDescription
+    inputs: list[str]
+    probe: Probe | None
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.capture.out)
+
+    @property
+    def names(self) -> list[str]:
+        """The manifest names of every file a batch writes: layers, then kept inputs."""
+        return [info.name for info in self.selected] + self.inputs
+
+
+# Writes the batches a capture still lacks (``todo``, in pattern order) through ``writer``:
+# ``stream_batches`` in this process, or a cluster's runner (pipeline.distributed).
+BatchRunner = Callable[[CapturePlan, RunWriter, list[Pending], bool], None]
+
+
 def capture(config: Config, quiet: bool = False) -> Run:
     """Capture as ``config`` says (model and patterns from their specs)."""
     model = load_model(config.capture.model, unsafe=config.capture.unsafe)
     return capture_model(model, config, quiet=quiet)
 
 
-def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool = False) -> Run:
-    """Capture ``model`` over ``patterns`` (in-memory arrays) or the config's pattern spec."""
+def capture_model(
+    model: Any,
+    config: Config,
+    patterns: Any = None,
+    quiet: bool = False,
+    runner: BatchRunner | None = None,
+) -> Run:
+    """Capture ``model`` over ``patterns`` (in-memory arrays) or the config's pattern spec;
+    ``runner`` writes the batches (default: this process, ``stream_batches``)."""
+    plan = plan_capture(model, config, patterns)
+    c = config.capture
+    out = plan.out
+    writer = RunWriter(
+        out,
+        plan.run.run_json(),
+        fmt=c.format,
+        dtype=c.dtype,
+        overwrite=c.overwrite,
+        durable=c.fsync,
+        direct_io=c.direct_io,
+    )
+    with writer:
+        if c.architecture:
+            ensure_architecture(model, out)
+        todo = pending_batches(writer, plan.names, None, plan.source.count, plan.batch_size)
+        if todo:
+            (runner or stream_batches)(plan, writer, todo, quiet)
+        else:
+            log.info("%s is complete already; nothing to capture", writer.root)
+    if todo:
+        log.info(
+            "captured %d pattern(s) x %d layer(s)%s into %s",
+            plan.source.count,
+            len(plan.selected),
+            f" and {len(plan.inputs)} input(s)" if plan.inputs else "",
+            out,
+        )
+    return open_run(out)
+
+
+def plan_capture(model: Any, config: Config, patterns: Any = None) -> CapturePlan:
+    """Settle what capturing ``model`` over ``patterns`` (or the config's spec) is: source,
+    layers, batch size and run.json; a new run's probe is built and tried on one pattern."""
     c = config.capture
     shapes = input_shapes(model)
     names = input_names(model)
@@ -121,7 +200,7 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
             "input_names": names,
             "sources": source.record(),
             "weights_crc32": digest,
-            "config": config.to_dict(),
+            "config": recorded_config(config),
         },
         identity=identity,
         inputs=kept,
@@ -142,31 +221,15 @@ def capture_model(model: Any, config: Config, patterns: Any = None, quiet: bool 
     if not c.batch_size and not c.overwrite:  # chosen by budget: a run begun with another
         batch_size = resumed_batch_size(out, run.parts, batch_size)  # size resumes with its own
         run.info["batch_size"] = run.parts["batch"] = batch_size
-    writer = RunWriter(
-        out,
-        run.run_json(),
-        fmt=c.format,
-        dtype=c.dtype,
-        overwrite=c.overwrite,
-        durable=c.fsync,
-        direct_io=c.direct_io,
-    )
-    with writer:
-        if c.architecture:
-            ensure_architecture(model, out)
-        inputs = [input_key(rec["name"]) for rec in kept]
-        done = _stream(
-            model, probe, selected, source, writer, batch_size, c.queue_size, quiet, inputs
-        )
-    if done:
-        log.info(
-            "captured %d pattern(s) x %d layer(s)%s into %s",
-            source.count,
-            len(selected),
-            f" and {len(kept)} input(s)" if kept else "",
-            out,
-        )
-    return open_run(out)
+    inputs = [input_key(rec["name"]) for rec in kept]
+    return CapturePlan(config, model, source, list(selected), batch_size, run, inputs, probe)
+
+
+def recorded_config(config: Config) -> dict[str, Any]:
+    """The config as run.json keeps it: what was captured, not where it ran (no ``dask``)."""
+    data = config.to_dict()
+    data.pop("dask", None)
+    return data
 
 
 def resumed_batch_size(out: Path, parts: dict[str, Any], chosen: int) -> int:
@@ -183,54 +246,65 @@ def resumed_batch_size(out: Path, parts: dict[str, Any], chosen: int) -> int:
     return size
 
 
-def _stream(
-    model: Any,
-    probe: Probe | None,
-    selected: Sequence[LayerInfo],
+def stream_batches(plan: CapturePlan, writer: RunWriter, todo: list[Pending], quiet: bool) -> None:
+    """Capture the batches ``todo`` in this process, into the run's queued writer."""
+    queued = QueuedWriter(writer, maxsize=plan.config.capture.queue_size)
+    bar = progress(plan.source.count, todo, quiet)
+    try:
+        pass_batches(
+            plan.probe or Probe(plan.model, plan.selected),
+            [info.name for info in plan.selected],
+            plan.source,
+            queued,
+            todo,
+            plan.inputs,
+            input_dtypes(plan.model) if plan.inputs else [],
+            lambda batch: bar.update(batch.size),
+        )
+    finally:
+        bar.close()
+        queued.close()
+
+
+def pass_batches(
+    probe: Probe,
+    layers: Sequence[str],
     source: PatternSource,
-    writer: RunWriter,
-    batch_size: int,
-    queue_size: int,
-    quiet: bool,
+    queued: QueuedWriter,
+    todo: Sequence[Pending],
     inputs: Sequence[str] = (),
-) -> bool:
-    """Capture the batches the run lacks: the ``selected`` layers' outputs and the model
-    inputs kept as ``inputs`` (their manifest names ``input:<name>``, in input order).
-    False when there was nothing left to capture."""
-    names = [info.name for info in selected] + list(inputs)
-    todo = pending_batches(writer, names, None, source.count, batch_size)
-    if not todo:
-        log.info("%s is complete already; nothing to capture", writer.root)
-        return False
-    probe = probe or Probe(model, selected)
-    dtypes = input_dtypes(model) if inputs else []
-    queued = QueuedWriter(writer, maxsize=queue_size)
-    bar = tqdm(
-        total=source.count,
-        initial=source.count - sum(batch.size for batch in todo),
+    dtypes: Sequence[np.dtype] = (),
+    done: Callable[[Pending], object] = lambda batch: None,
+) -> None:
+    """One forward pass per batch of ``todo``: the outputs of ``layers`` (the probe's, in its
+    order) and the kept ``inputs`` (stored as ``dtypes``) that a batch still lacks, handed to
+    ``queued``; ``done(batch)`` once a batch is prepared. The next batch's patterns load while
+    one is prepared."""
+    patterns = source.batch(todo[0].first, todo[0].size)
+    for i, batch in enumerate(todo):
+        outputs = probe(patterns)
+        items = [
+            (name, None, batch.first, out)
+            for name, out in zip(layers, outputs, strict=True)
+            if name in batch.missing
+        ]
+        if inputs:
+            items += input_items(inputs, dtypes, patterns, batch.first, batch.missing)
+        queued.submit(items, wait=False)
+        del outputs, items  # the model's memory is free again once its batch is prepared
+        if i + 1 < len(todo):  # load the next patterns while this batch is prepared
+            patterns = source.batch(todo[i + 1].first, todo[i + 1].size)
+        queued.join()
+        done(batch)
+
+
+def progress(count: int, todo: Sequence[Pending], quiet: bool) -> tqdm:
+    """The capture's progress bar over ``count`` patterns, the ones not in ``todo`` done."""
+    return tqdm(
+        total=count,
+        initial=count - sum(batch.size for batch in todo),
         unit="pattern",
         desc="capture",
         disable=quiet,
         dynamic_ncols=True,
     )
-    try:
-        patterns = source.batch(todo[0].first, todo[0].size)
-        for i, batch in enumerate(todo):
-            outputs = probe(patterns)
-            items = [
-                (info.name, None, batch.first, out)
-                for info, out in zip(selected, outputs, strict=True)
-                if info.name in batch.missing
-            ]
-            if inputs:
-                items += input_items(inputs, dtypes, patterns, batch.first, batch.missing)
-            queued.submit(items, wait=False)
-            del outputs, items  # the model's memory is free again once its batch is prepared
-            if i + 1 < len(todo):  # load the next patterns while this batch is prepared
-                patterns = source.batch(todo[i + 1].first, todo[i + 1].size)
-            queued.join()
-            bar.update(batch.size)
-    finally:
-        bar.close()
-        queued.close()
-    return True

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import RenderError
+from ..executors import WorkerPool
 from ..store import Run, open_run
 from . import layout
 from .architecture import place_architecture
@@ -48,12 +49,15 @@ def draw_grids(
     opts: GridOptions,
     workers: int = 0,
     quiet: bool = False,
+    pool: WorkerPool | None = None,
 ) -> DrawReport:
-    """Grid pages for ``patterns``, in-process or over a spawn-started process pool (sized by
-    the pages to draw)."""
+    """Grid pages for ``patterns``, in-process, over a spawn-started process pool (sized by
+    the pages to draw) or on a cluster (``pool``)."""
     fn = partial(_grid_piece, out=out, epoch=epoch, opts=opts)
     per_pattern = len(layout.pages(len(run.layers), opts.rows, opts.cols))
-    return run_pieces(run, fn, patterns, workers, "render", quiet, per_pattern=per_pattern)
+    return run_pieces(
+        run, fn, patterns, workers, "render", quiet, per_pattern=per_pattern, pool=pool
+    )
 
 
 def render(
@@ -70,9 +74,12 @@ def render(
     max_channels: int = 64,
     scale: str = "layer",
     quiet: bool = False,
+    pool: WorkerPool | None = None,
 ) -> RenderReport:
     """Draw a run's pictures into ``out`` (default ``RUN/render``). ``scale``: the color scale
-    of a channel mosaic, one for the layer ("layer") or one per channel ("channel")."""
+    of a channel mosaic, one for the layer ("layer") or one per channel ("channel"). ``pool``:
+    where pages are drawn (default: processes here; ``pipeline.distributed`` for a cluster,
+    whose workers must see ``out`` at the same path)."""
     import matplotlib
 
     if cmap not in matplotlib.colormaps:
@@ -83,6 +90,8 @@ def render(
         raise RenderError(f"--scale: expected 'layer' or 'channel', received {scale!r}")
     run = run_or_path if isinstance(run_or_path, Run) else open_run(run_or_path)
     out_dir = Path(out) if out else run.path / "render"
+    if pool is not None and pool.remote:
+        out_dir = out_dir.resolve()  # the workers' working folder is not ours
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -117,14 +126,16 @@ def render(
 
         # A training killed in the middle of a record leaves it partial: draw the last whole one.
         last = (complete_keys(run) or [last])[-1]
-    grids = draw_grids(run, out_dir, indices, last, opts, workers, quiet)
+    grids = draw_grids(run, out_dir, indices, last, opts, workers, quiet, pool)
     report.pages += grids.pages
     report.problems.extend(grids.problems)
     report.damaged.update(grids.damaged)
     if run.is_training:
         from .training.epochs import render_training
 
-        extra = render_training(run, out_dir, indices, opts, quiet=quiet, workers=workers)
+        extra = render_training(
+            run, out_dir, indices, opts, quiet=quiet, workers=workers, pool=pool
+        )
         report.pages += extra.pages
         report.problems.extend(extra.problems)
     place_architecture(run, out_dir)

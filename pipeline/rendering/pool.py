@@ -9,14 +9,16 @@ not the patterns: 8 patterns of a CNN with 18 pages each are 144 pages. A failur
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..store import Run, open_run
+from ..executors import LOCAL, WorkerPool
+from ..store import Run
+from ..store.cached import cached_run
 from . import layout
 from .cells import DrawReport
 
@@ -25,14 +27,9 @@ POOL_MIN_PAGES = 24
 
 PieceFn = Callable[[Run, list[int]], DrawReport]
 
-_RUNS: dict[str, Run] = {}
-
 
 def _in_worker(run_path: str, fn: PieceFn, piece: list[int]) -> DrawReport:
-    run = _RUNS.get(run_path)
-    if run is None:
-        run = _RUNS[run_path] = open_run(run_path)
-    return fn(run, piece)
+    return fn(cached_run(run_path), piece)
 
 
 def resolve_workers(
@@ -60,30 +57,36 @@ def run_pieces(
     max_piece: int = 64,
     min_pages: int = POOL_MIN_PAGES,
     per_pattern: int = 1,
+    pool: WorkerPool | None = None,
 ) -> DrawReport:
     """``fn(run, piece)`` over pieces of ``patterns`` (``per_pattern`` pages each),
-    in-process or in a pool; reports merged.
+    in-process, in a local process pool or on a cluster (``pool``); reports merged.
 
     ``fn`` must be picklable (a module-level function, or a ``functools.partial`` of one)."""
     total = DrawReport()
-    n_workers = resolve_workers(workers, len(patterns), per_pattern, min_pages)
+    pool = pool or LOCAL
+    if pool.remote:
+        n_workers = pool.workers(workers)
+    else:
+        n_workers = resolve_workers(workers, len(patterns), per_pattern, min_pages)
     pieces = layout.split_work(patterns, n_workers * 4, max_size=max_piece)
     bar = tqdm(total=len(patterns), unit="pattern", desc=desc, disable=quiet, dynamic_ncols=True)
     try:
-        if n_workers == 1:
+        if n_workers == 1 and not pool.remote:
             for piece in pieces:
                 total.merge(fn(run, piece))
                 bar.update(len(piece))
             return total
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_in_worker, str(run.path), fn, p): len(p) for p in pieces}
+        run_path = str(Path(run.path).resolve())
+        with pool.executor(n_workers) as ex:
+            futures = {ex.submit(_in_worker, run_path, fn, p): len(p) for p in pieces}
             try:
                 for fut in as_completed(futures):
                     total.merge(fut.result())
                     bar.update(futures[fut])
             except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)  # --strict: stop early
+                for fut in futures:  # --strict: stop early
+                    fut.cancel()
                 raise
     finally:
         bar.close()

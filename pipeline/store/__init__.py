@@ -1,7 +1,7 @@
 """The store: the on-disk contract between capture and render (format: docs/store-format.md)."""
 
 from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
-from .queued import QueuedWriter
+from .queued import EntryList, QueuedWriter
 from .reader import InputRecord, LayerRecord, Run, open_run
 from .writer import RunWriter
 
@@ -13,6 +13,7 @@ __all__ = [
     "InputRecord",
     "LayerRecord",
     "ManifestEntry",
+    "EntryList",
     "QueuedWriter",
     "Run",
     "RunWriter",

@@ -1,5 +1,7 @@
 """``QueuedWriter``: a run's files written behind a bounded queue, so disk writes overlap the
-next forward pass while memory stays bounded."""
+next forward pass while memory stays bounded. Their entries go to a ``Sink``: the run's
+``RunWriter`` (manifest lines), or an ``EntryList`` on a cluster worker, whose client appends
+them."""
 
 from __future__ import annotations
 
@@ -7,15 +9,46 @@ import collections
 import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from .files import ALIGN
+from .data_files import DataFiles
+from .files import ALIGN, BufferPool
 from .filling import Filling, Item, Preparer
 from .manifest import ManifestEntry
 from .prepare import stored_dtype
-from .writer import RunWriter
+
+
+class Sink(Protocol):
+    """Where a ``QueuedWriter`` writes files (``data``) and hands their entries (``commit``,
+    in submission order, each once its file is complete)."""
+
+    data: DataFiles
+    dtype: np.dtype
+
+    @property
+    def pool(self) -> BufferPool: ...
+
+    def commit(self, entry: ManifestEntry) -> ManifestEntry: ...
+
+
+class EntryList:
+    """A ``Sink`` that keeps the entries instead of appending manifest lines: a cluster
+    worker writes a task's files and returns their entries to the client."""
+
+    def __init__(self, data: DataFiles) -> None:
+        self.data = data
+        self.dtype = data.dtype
+        self.entries: list[ManifestEntry] = []
+
+    @property
+    def pool(self) -> BufferPool:
+        return self.data.pool
+
+    def commit(self, entry: ManifestEntry) -> ManifestEntry:
+        self.entries.append(entry)
+        return entry
 
 
 class QueuedWriter:
@@ -38,7 +71,7 @@ class QueuedWriter:
     _STOP = object()
 
     def __init__(
-        self, writer: RunWriter, maxsize: int = 4, threads: int = 4, helpers: int | None = None
+        self, writer: Sink, maxsize: int = 4, threads: int = 4, helpers: int | None = None
     ) -> None:
         self.writer = writer
         self.maxsize = maxsize

@@ -42,7 +42,8 @@ def _parse_random(spec: str, shapes: Sequence[tuple[int | None, ...]]) -> Patter
     return PatternSource(spec, count, [tuple(shape)], seed=seed, origin="random", kind="random")  # type: ignore[arg-type]
 
 
-def _is_generator_spec(spec: str) -> bool:
+def is_generator_spec(spec: str) -> bool:
+    """``module:function`` (not an existing file): patterns made by running code."""
     module, sep, attr = spec.rpartition(":")
     return bool(sep and module and attr.isidentifier() and not Path(spec).exists())
 
@@ -78,7 +79,7 @@ def _source(
             )
         return image_folder(path, shapes[0], spec)
     if not path.exists():
-        if path.suffix not in (".npy", ".npz") and _is_generator_spec(spec):
+        if path.suffix not in (".npy", ".npz") and is_generator_spec(spec):
             return from_generator(spec, shapes, names, limit)
         raise PatternError(f"pattern file not found: {path}")
     if path.suffix == ".npy":

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import PassageError, RenderError
+from ...executors import WorkerPool
 from ...store import Run
 from ...store.manifest import complete_records
 from .. import layout, timeline
@@ -139,6 +140,7 @@ def render_training(
     opts: GridOptions,
     quiet: bool = False,
     workers: int = 0,
+    pool: WorkerPool | None = None,
 ) -> DrawReport:
     """Draw evolution sheets, animations and stats.png of a training run into ``out``.
 
@@ -152,7 +154,9 @@ def render_training(
     stats: dict[tuple[str, int], timeline.LayerStats] = {}
     gather(run, keys, [], opts, report, stats)
     fn = partial(draw_training_patterns, out=out, keys=keys, opts=opts)
-    pictures = run_pieces(run, fn, indices, workers, "evolution", quiet, max_piece=4, min_pages=4)
+    pictures = run_pieces(
+        run, fn, indices, workers, "evolution", quiet, max_piece=4, min_pages=4, pool=pool
+    )
     report.pages += pictures.pages
     # a damaged file is met by the statistics pass and again by the pictures: report it once
     report.problems = list(dict.fromkeys(report.problems + pictures.problems))

@@ -1,0 +1,143 @@
+"""What runs on a Dask worker during a distributed capture.
+
+``capture_task`` passes a task's batches through the model and writes their data files into
+the run folder (a filesystem the client and every worker share), returning their manifest
+entries: the client appends them. The model, its probe, the pattern source and the file
+writer are built once per worker process and capture (``built``), not once per task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..capturing.identity import weights_digest
+from ..capturing.inputs import input_names, input_shapes
+from ..capturing.kept_inputs import input_dtypes
+from ..capturing.models import load_model
+from ..capturing.patterns import PatternSource, load_patterns
+from ..capturing.probe import Probe, layer_infos
+from ..capturing.stream import pass_batches
+from ..errors import SpecError
+from ..store import EntryList, ManifestEntry, QueuedWriter
+from ..store.data_files import DataFiles
+from ..store.files import FileWriter
+from .plan import CaptureTask, WorkerSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Built:
+    """One capture's model, probe and pattern source in this worker process."""
+
+    probe: Probe
+    source: PatternSource
+    layers: tuple[str, ...]
+    dtypes: list[Any]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A finished task: its files' manifest entries in the order a local capture writes them,
+    and which process ran it (``built``: it built the model first, in ``build_s`` seconds)."""
+
+    index: int
+    entries: tuple[ManifestEntry, ...]
+    worker: str
+    built: bool
+    build_s: float
+    seconds: float
+
+
+BUILDS = 0  # models built in this process (tests read it through Client.run)
+_LOCK = threading.Lock()
+_BUILT: dict[tuple, Built] = {}
+_FILES: dict[WorkerSpec, DataFiles] = {}
+
+
+def built(spec: WorkerSpec) -> tuple[Built, DataFiles, float]:
+    """This process's model, probe and source for ``spec``, its file writer, and the seconds
+    building took now (0: held already). One model is held at a time: another replaces it."""
+    global BUILDS
+    with _LOCK:
+        files = _FILES.get(spec)
+        if files is None:
+            _FILES.clear()
+            files = _FILES[spec] = _files(spec)
+        held = _BUILT.get(spec.model_key)
+        if held is not None:
+            return held, files, 0.0
+        _BUILT.clear()
+        start = time.perf_counter()
+        held = _BUILT[spec.model_key] = _build(spec)
+        BUILDS += 1
+        return held, files, time.perf_counter() - start
+
+
+def _files(spec: WorkerSpec) -> DataFiles:
+    return DataFiles(
+        Path(spec.root),
+        dict(spec.folders),
+        spec.fmt,
+        np.dtype(spec.dtype),
+        FileWriter(direct=spec.direct_io, durable=spec.durable),
+        dict(spec.input_folders),
+    )
+
+
+def _build(spec: WorkerSpec) -> Built:
+    model = load_model(spec.model, unsafe=spec.unsafe)
+    where = f"{socket.gethostname()} (pid {os.getpid()})"
+    if weights_digest(model) != spec.weights:
+        raise SpecError(
+            f"model {spec.model!r} built on worker {where} has other weights than on the "
+            "client: its factory is not deterministic. Save the model (model.save('m.keras')) "
+            "and capture with --model m.keras"
+        )
+    infos = {info.name: info for info in layer_infos(model)}
+    missing = [name for name in spec.layers if name not in infos]
+    if missing:
+        raise SpecError(f"model {spec.model!r} on worker {where} lacks layers {missing}")
+    selected = [infos[name] for name in spec.layers]
+    source = load_patterns(
+        spec.patterns, input_shapes(model), input_names(model), dict(spec.inputs), spec.limit
+    )
+    dtypes = input_dtypes(model) if spec.kept else []
+    return Built(Probe(model, selected), source, spec.layers, dtypes)
+
+
+def capture_task(spec: WorkerSpec, task: CaptureTask) -> TaskResult:
+    """Capture ``task``'s batches and write their files; their manifest entries."""
+    start = time.perf_counter()
+    held, files, build_s = built(spec)
+    sink = EntryList(files)
+    queued = QueuedWriter(sink, maxsize=spec.queue_size)
+    try:
+        pass_batches(
+            held.probe, held.layers, held.source, queued, task.batches, spec.kept, held.dtypes
+        )
+    finally:
+        queued.close()
+    return TaskResult(
+        task.index,
+        tuple(sink.entries),
+        f"{socket.gethostname()}:{os.getpid()}",
+        build_s > 0,
+        build_s,
+        time.perf_counter() - start,
+    )
+
+
+def builds() -> int:
+    """Models this worker process has built (``Client.run(builds)``: one per worker and
+    capture, whatever the number of tasks)."""
+    return BUILDS
