@@ -30,6 +30,8 @@ class Sizes:
     analysis_cka_repeats: int = 1  # timed analyses with exact CKA (~1 s per 2,048 patterns)
     viewer: int = 100_000  # patterns of the run the browser viewer opens (article's model)
     viewer_switches: int = 50  # pattern switches timed in the browser (p50, p95)
+    distributed: int = 60_000  # patterns of the --dask local:2 capture figures
+    overhead_batches: int = 200  # small batches of the Dask task-overhead figure
 
 
 FULL = Sizes(
@@ -60,6 +62,8 @@ QUICK = Sizes(
     analysis_small=3_000,
     repeats=2,
     viewer=3_000,
+    distributed=3_000,
+    overhead_batches=40,
     cnn_pages=2,
     seed_pages=48,
     # large, middle and small maps, the classifier: pages like the whole model's, fewer
@@ -79,6 +83,8 @@ TINY = Sizes(
     repeats=1,
     viewer=300,
     viewer_switches=5,
+    distributed=300,
+    overhead_batches=12,
     batch_size=64,
     training=False,
     cnn_pages=1,

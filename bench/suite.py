@@ -18,7 +18,7 @@ from .sizes import Sizes
 
 log = logging.getLogger(__name__)
 
-SUITES = ("capture", "render", "analysis", "training", "viewer")
+SUITES = ("capture", "render", "analysis", "training", "viewer", "distributed")
 
 
 def run_all(
@@ -27,6 +27,7 @@ def run_all(
     """Measure the figures of ``suites``; write them with the machine to ``results``."""
     from .analysis_suite import analysis_figures
     from .capture_suite import capture_figures
+    from .distributed_suite import distributed_figures
     from .render_suite import render_figures
     from .training_suite import training_figures
     from .viewer_suite import viewer_figures
@@ -46,6 +47,8 @@ def run_all(
             figures += training_figures(sizes)
         if "viewer" in suites:
             figures += viewer_figures(sizes, tmp)
+        if "distributed" in suites:
+            figures += distributed_figures(sizes, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     machine["load_average_end"] = load_average()

@@ -115,8 +115,9 @@ def cluster(folder: Path, workers: int = 2, timeout: float = 60.0) -> Iterator[C
                     folder / f"worker{i}.log",
                 )
             )
-        with running.client() as client:
-            client.wait_for_workers(workers, timeout=timeout)
+        if workers:
+            with running.client() as client:
+                client.wait_for_workers(workers, timeout=timeout)
         yield running
     finally:
         for proc in [*running.workers, sched]:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -298,3 +299,48 @@ def test_in_memory_patterns_are_refused(seed_model, tmp_path):
     x = np.zeros((4, 50, 50), np.float32)
     with pytest.raises(ConfigError, match="in-memory models and patterns cannot reach"):
         capture_model(seed_model, _config(tmp_path, "m"), patterns=[x], runner=DaskRunner(None))
+
+
+UNSEEDED_MODEL = """
+import keras
+
+def build():
+    x = inputs = keras.Input((50, 50), name="x")
+    x = keras.layers.Dense(20, name="d")(x)  # no seed: other weights in every process
+    return keras.Model(inputs, x, name="unseeded")
+"""
+
+
+def test_a_factory_building_other_weights_on_a_worker_is_refused(dask_cluster, tmp_path):
+    from pipeline.distributed import capture as capture_on
+    from pipeline.distributed import connect
+    from pipeline.errors import SpecError
+
+    (tmp_path / "unseeded.py").write_text(UNSEEDED_MODEL)
+    cfg = _config(
+        tmp_path, "u", model=f"{tmp_path}/unseeded.py:build", patterns="random:8", batch_size=4
+    )
+    with connect(dask_cluster.address) as pool:
+        with pytest.raises(SpecError, match=r"other weights than on the client.*\.keras"):
+            capture_on(cfg, pool, quiet=True)
+        assert _manifest_lines(tmp_path / "u") == 0
+
+
+def test_cluster_errors_are_one_line(dask_cluster, tmp_path):
+    from distributed.scheduler import KilledWorker
+
+    from pipeline.distributed import connect
+    from pipeline.errors import DistributedError
+
+    with connect(dask_cluster.address) as pool:
+        error = pool.failed(
+            KilledWorker("capture_task-1", SimpleNamespace(address="tcp://127.0.0.1:1"), 3)
+        )
+        assert isinstance(error, DistributedError)
+        assert "KilledWorker" in str(error) and "\n" not in str(error)
+        plain = ValueError("a bug")
+        assert pool.failed(plain) is plain  # not the cluster's: raised as it is
+    with cluster(tmp_path / "empty", workers=0) as empty:  # a scheduler without workers
+        with pytest.raises(DistributedError, match="has no workers after 1 s.*dask worker"):
+            with connect(empty.address, timeout=1):
+                pass

@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..store import Run, RunWriter
 from .cluster import DaskPool
 from .plan import WorkerSpec, absolute_spec, batches_per_task, cut_tasks
-from .worker import TaskResult, capture_task
+from .worker import TaskResult, capture_task, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,17 @@ def capture(config: Config, pool: DaskPool, quiet: bool = False) -> Run:
     """Capture as ``config`` says, its batches run on ``pool``'s workers."""
     check_capture(config)
     c = config.capture
-    model = load_model(c.model, unsafe=c.unsafe)
-    runner = DaskRunner(pool, config.dask.batches_per_task)
-    return capture_model(model, config, quiet=quiet, runner=runner)
+    client = pool.client
+    warming = [  # each worker imports TensorFlow while this process loads the model
+        client.submit(warm_up, workers=[w], allow_other_workers=False, pure=False)
+        for w in client.scheduler_info(n_workers=-1).get("workers", {})
+    ]
+    try:
+        model = load_model(c.model, unsafe=c.unsafe)
+        runner = DaskRunner(pool, config.dask.batches_per_task)
+        return capture_model(model, config, quiet=quiet, runner=runner)
+    finally:
+        client.cancel(warming)
 
 
 def check_capture(config: Config) -> None:

@@ -84,12 +84,14 @@ def batches_per_task(batch_bytes: int, setting: int = 0, target: int = TASK_BYTE
 def cut_tasks(todo: Sequence[Pending], per_task: int, workers: int = 1) -> list[CaptureTask]:
     """``todo`` (batches in pattern order) as tasks of at most ``per_task`` consecutive
     batches: fewer when that leaves each of ``workers`` fewer than two tasks, so every
-    worker gets work and the last tasks do not leave one worker alone at the end."""
+    worker gets work. The last ``2 x workers`` tasks hold one batch each, so the run does
+    not end with one worker busy on a long task while the others wait."""
     per = max(1, min(per_task, len(todo) // max(1, 2 * workers) or 1))
-    tasks = []
-    for start in range(0, len(todo), per):
-        tasks.append(CaptureTask(len(tasks), tuple(todo[start : start + per])))
-    return tasks
+    tail = min(len(todo), 2 * max(1, workers)) if per > 1 else 0
+    body = len(todo) - tail
+    groups = [todo[start : min(start + per, body)] for start in range(0, body, per)]
+    groups += [[batch] for batch in todo[body:]]
+    return [CaptureTask(i, tuple(group)) for i, group in enumerate(groups)]
 
 
 def absolute_spec(spec: str, cwd: Path) -> str:

@@ -64,23 +64,41 @@ _BUILT: dict[tuple, Built] = {}
 _FILES: dict[WorkerSpec, DataFiles] = {}
 
 
-def built(spec: WorkerSpec) -> tuple[Built, DataFiles, float]:
-    """This process's model, probe and source for ``spec``, its file writer, and the seconds
-    building took now (0: held already). One model is held at a time: another replaces it."""
-    global BUILDS
+def files_of(spec: WorkerSpec) -> DataFiles:
+    """The run's file writer in this process, kept from task to task (its buffers are
+    reused); it makes its folders again each task, since the run folder may have been
+    removed and captured again (``--overwrite``) meanwhile."""
     with _LOCK:
         files = _FILES.get(spec)
         if files is None:
             _FILES.clear()
             files = _FILES[spec] = _files(spec)
+        files.forget_folders()
+        return files
+
+
+def warm_up() -> str:
+    """Import TensorFlow and Keras in this worker process (a task sent to each worker while
+    the client still loads the model, so both imports happen at once)."""
+    from ..capturing.framework import keras_and_tf
+
+    keras_and_tf()
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def built(spec: WorkerSpec) -> tuple[Built, float]:
+    """This process's model, probe and source for ``spec`` and the seconds building took now
+    (0: held already). One model is held at a time: another replaces it."""
+    global BUILDS
+    with _LOCK:
         held = _BUILT.get(spec.model_key)
         if held is not None:
-            return held, files, 0.0
+            return held, 0.0
         _BUILT.clear()
         start = time.perf_counter()
         held = _BUILT[spec.model_key] = _build(spec)
         BUILDS += 1
-        return held, files, time.perf_counter() - start
+        return held, time.perf_counter() - start
 
 
 def _files(spec: WorkerSpec) -> DataFiles:
@@ -118,8 +136,8 @@ def _build(spec: WorkerSpec) -> Built:
 def capture_task(spec: WorkerSpec, task: CaptureTask) -> TaskResult:
     """Capture ``task``'s batches and write their files; their manifest entries."""
     start = time.perf_counter()
-    held, files, build_s = built(spec)
-    sink = EntryList(files)
+    held, build_s = built(spec)
+    sink = EntryList(files_of(spec))
     queued = QueuedWriter(sink, maxsize=spec.queue_size)
     try:
         pass_batches(

@@ -80,6 +80,11 @@ class DataFiles:
         self.pool = BufferPool(POOL_BUDGET)
         self._made: set[Path] = set()
 
+    def forget_folders(self) -> None:
+        """Make folders again as files need them: the run folder may have been removed and
+        begun again (``--overwrite``) since this writer last wrote into it."""
+        self._made.clear()
+
     def write(self, layer: str, epoch: int | None, first: int, arr: np.ndarray) -> ManifestEntry:
         """Prepare and write one file on this thread; its manifest entry."""
         pending = self.prepare(layer, epoch, first, arr)
