@@ -5,6 +5,8 @@ TF_EXTRA ?= cpu
 CONFIG ?= configs/seed.toml
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# DASK=tcp://HOST:PORT or DASK=local:N runs capture, render and analyze on a Dask cluster.
+DASK_FLAG := $(if $(DASK),--dask $(DASK))
 
 .PHONY: install capture render analyze serve test lint format bench bench-quick clean
 
@@ -18,14 +20,14 @@ install: $(STAMP)
 
 # Capture resumes from what the run's manifest holds, so a second `make capture` is quick.
 capture: $(STAMP)
-	$(BIN)/passage capture --config $(CONFIG)
+	$(BIN)/passage capture --config $(CONFIG) $(DASK_FLAG)
 
 render: capture
-	$(BIN)/passage render --config $(CONFIG)
+	$(BIN)/passage render --config $(CONFIG) $(DASK_FLAG)
 
 # Statistics, dead units, top patterns and CKA over every captured pattern: RUN/analysis/.
 analyze: capture
-	$(BIN)/passage analyze --config $(CONFIG)
+	$(BIN)/passage analyze --config $(CONFIG) $(DASK_FLAG)
 
 # The viewer on the default config's run: http://127.0.0.1:8000/ (Ctrl-C stops it).
 serve: $(STAMP)

@@ -42,7 +42,7 @@ EXPECTED = [
     "viewer: first pattern view drawn after opening the run, 300 patterns",
     "viewer: switch pattern, p95 over 5 switches",
     "capture --dask local:2 (warm cluster) / in-process capture: time",
-    "Dask task overhead per batch (one batch per task vs two tasks per worker)",
+    "Dask task overhead: ms per batch, one batch per task / a few large tasks",
     "passage capture --dask local:2 / passage capture, whole commands (cold)",
 ]
 

@@ -50,6 +50,18 @@ DEFAULT_BATCH = 256  # when an output's size per pattern is not known (None axes
 MAX_BATCH = 8192
 
 
+def pattern_bytes(selected: Sequence[LayerInfo], dtype: str) -> int | None:
+    """Bytes the ``selected`` layers' outputs of one pattern take stored as ``dtype``; None
+    when an output's size is not fixed (``None`` axes)."""
+    itemsize = np.dtype(dtype).itemsize
+    per_pattern = 0
+    for info in selected:
+        if any(d is None for d in info.shape):
+            return None
+        per_pattern += math.prod(info.shape) * itemsize  # type: ignore[arg-type]
+    return per_pattern
+
+
 def choose_batch_size(
     selected: Sequence[LayerInfo], dtype: str, budget: int, count: int | None = None
 ) -> int:
@@ -59,15 +71,10 @@ def choose_batch_size(
     patterns; the budget bounds the memory of a batch in flight (the writer holds
     ``queue_size + 1`` of them). ``DEFAULT_BATCH`` when a size per pattern is unknown. With
     ``count`` (the patterns there are), never more than that."""
-    itemsize = np.dtype(dtype).itemsize
-    per_pattern = 0
-    size = 0
-    for info in selected:
-        if any(d is None for d in info.shape):
-            size = DEFAULT_BATCH
-            break
-        per_pattern += math.prod(info.shape) * itemsize  # type: ignore[arg-type]
-    if not size:
+    per_pattern = pattern_bytes(selected, dtype)
+    if per_pattern is None:
+        size = DEFAULT_BATCH
+    else:
         fits = budget // per_pattern if per_pattern else MAX_BATCH
         size = min(MAX_BATCH, 1 << (max(1, fits).bit_length() - 1))
     return size if count is None else min(size, max(1, count))

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..capturing.models import load_model
 from ..capturing.patterns.spec import is_generator_spec
 from ..capturing.pending import Pending
-from ..capturing.stream import CapturePlan, capture_model, progress
+from ..capturing.stream import CapturePlan, capture_model, pattern_bytes, progress
 from ..config import Config
 from ..errors import ConfigError
 from ..store import Run, RunWriter
@@ -131,16 +131,8 @@ class DaskRunner:
 
 def batch_bytes(plan: CapturePlan) -> int:
     """Bytes a full batch's files hold (0 when an output size is not fixed)."""
-    itemsize = 2 if plan.config.capture.dtype == "float16" else 4
-    per = 0
-    for info in plan.selected:
-        if any(d is None for d in info.shape):
-            return 0
-        size = 1
-        for d in info.shape:
-            size *= int(d)  # type: ignore[arg-type]
-        per += size * itemsize
-    return per * plan.batch_size
+    per = pattern_bytes(plan.selected, plan.config.capture.dtype)
+    return 0 if per is None else per * plan.batch_size
 
 
 def worker_spec(plan: CapturePlan, writer: RunWriter) -> WorkerSpec:
