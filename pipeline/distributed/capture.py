@@ -75,7 +75,8 @@ class DaskRunner:
         self, plan: CapturePlan, writer: RunWriter, todo: list[Pending], quiet: bool
     ) -> None:
         kinds = plan.source.kind.split("+")
-        if "array" in kinds or "generator" in kinds or plan.config.capture.model.startswith("<"):
+        in_memory = str(plan.run.info.get("model", "")).startswith("<in-memory")
+        if "array" in kinds or "generator" in kinds or in_memory:
             raise ConfigError(
                 "--dask: in-memory models and patterns cannot reach the workers; expected "
                 "specs every worker can read: --model file.keras|module:function|builtin:NAME "
