@@ -184,7 +184,11 @@ def test_a_worker_killed_mid_capture_is_retried(dask_cluster, slow_dir):
             deadline = time.monotonic() + 60
             busy = []
             while not busy and time.monotonic() < deadline:
-                busy = [w for w, keys in client.processing().items() if keys]
+                busy = [
+                    worker
+                    for worker, keys in client.processing().items()
+                    if any(str(key).startswith("capture_task") for key in keys)
+                ]
                 time.sleep(0.02)
         assert busy, "no worker was running a capture task"
         os.kill(pids[busy[0]], signal.SIGKILL)  # the worker process, mid-task
