@@ -198,7 +198,8 @@ def test_a_public_host_logs_a_warning(run_dir, caplog):
 
 
 def test_passage_serve_stops_on_ctrl_c(run_dir):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # PYTHONFAULTHANDLER: a server that does not stop shows where its threads are (SIGABRT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "serve", str(run_dir), "--port", "0"],
         cwd=ROOT,
@@ -214,7 +215,12 @@ def test_passage_serve_stops_on_ctrl_c(run_dir):
         status, _, body = request(("127.0.0.1", port), "/api/runs")
         assert status == 200 and orjson.loads(body)["runs"][0]["name"] == "run"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 0
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            pytest.fail(f"passage serve ignored SIGINT for 30 s:\n{proc.stderr.read()}")
+        assert proc.returncode == 0
         rest = proc.stderr.read()
         assert "Traceback" not in rest
     finally:

@@ -7,6 +7,7 @@ orjson text that keeps dtype and shape.
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +59,21 @@ def decode_json(data: bytes) -> np.ndarray:
 FORMATS = ("npy", "json")
 
 
+# numpy parses an NPY header with ast.literal_eval, which CPython 3.11 cannot run on two
+# threads at once (rarely: "SystemError: AST constructor recursion depth mismatch"; the
+# viewer's request threads met it). Headers are parsed one at a time; data is read freely.
+_HEADER_LOCK = threading.Lock()
+
+
 def decode_npy(data: bytes) -> np.ndarray:
     """The read-only array of a whole NPY file held in memory (no copy; never unpickles)."""
     buf = io.BytesIO(data)
-    version = np.lib.format.read_magic(buf)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
-    else:
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
+    with _HEADER_LOCK:
+        version = np.lib.format.read_magic(buf)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
     if dtype.hasobject:
         raise ValueError("the array holds Python objects (pickles are never read)")
     count = int(np.prod(shape, dtype=np.int64))
@@ -89,7 +97,9 @@ def read_array(path: Path, fmt: str, mmap: bool = True) -> np.ndarray:
     """Read one data file; NPY is memory-mapped read-only and never unpickles."""
     try:
         if fmt == "npy":
-            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            with _HEADER_LOCK:  # a memory map: the header is all np.load reads
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            return arr if mmap else np.array(arr)
         with path.open("rb") as fh:
             return decode_json(fh.read())
     except FileNotFoundError:
