@@ -206,6 +206,9 @@ def test_passage_serve_stops_on_ctrl_c(run_dir):
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal: a shell's background job (`make test &`) starts with
+        # SIGINT ignored, and a child Python then keeps ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         line = proc.stderr.readline()
