@@ -113,6 +113,19 @@ def _manifest_lines(run: Path) -> int:
         return 0
 
 
+def _capture_started(name: str, address: str, folder: Path, lines: int):
+    """`passage capture --config NAME.toml --dask ADDRESS` running in ``folder``, once its
+    run holds ``lines`` manifest lines: (run folder, process)."""
+    proc = _start(["capture", "--config", f"{name}.toml", "--dask", address], folder)
+    try:
+        _wait_lines(folder / name, proc, lines)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return folder / name, proc
+
+
 def _wait_lines(run: Path, proc: subprocess.Popen, lines: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while _manifest_lines(run) < lines:
@@ -173,12 +186,8 @@ def test_capture_render_analyze_on_the_cluster_equal_local(dask_cluster, tmp_pat
 
 
 def test_a_worker_killed_mid_capture_is_retried(dask_cluster, slow_dir):
-    run = slow_dir / "worker-kill"
-    proc = _start(
-        ["capture", "--config", "worker-kill.toml", "--dask", dask_cluster.address], slow_dir
-    )
+    run, proc = _capture_started("worker-kill", dask_cluster.address, slow_dir, 4)
     try:
-        _wait_lines(run, proc, 4)
         with dask_cluster.client() as client:
             pids = client.run(os.getpid)
             deadline = time.monotonic() + 60
@@ -205,12 +214,8 @@ def test_a_worker_killed_mid_capture_is_retried(dask_cluster, slow_dir):
 def test_a_client_killed_mid_capture_leaves_a_run_a_rerun_resumes(dask_cluster, slow_dir):
     from pipeline import open_run
 
-    run = slow_dir / "client-kill"
-    proc = _start(
-        ["capture", "--config", "client-kill.toml", "--dask", dask_cluster.address], slow_dir
-    )
+    run, proc = _capture_started("client-kill", dask_cluster.address, slow_dir, 6)
     try:
-        _wait_lines(run, proc, 6)
         owner = (run / ".lock").read_text().split()
         assert int(owner[0]) == proc.pid  # the lock names the client
         proc.send_signal(signal.SIGKILL)
@@ -229,13 +234,9 @@ def test_a_client_killed_mid_capture_leaves_a_run_a_rerun_resumes(dask_cluster, 
 
 
 def test_a_lost_scheduler_is_one_line_and_a_local_rerun_resumes(slow_dir, tmp_path):
-    run = slow_dir / "scheduler-kill"
     with cluster(tmp_path / "lost", workers=1) as running:
-        proc = _start(
-            ["capture", "--config", "scheduler-kill.toml", "--dask", running.address], slow_dir
-        )
+        run, proc = _capture_started("scheduler-kill", running.address, slow_dir, 4)
         try:
-            _wait_lines(run, proc, 4)
             os.kill(running.scheduler.pid, signal.SIGKILL)
             _, err = proc.communicate(timeout=120)
         finally:
