@@ -14,6 +14,22 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that passed after ``externals.missing_later`` is reported as skipped, with why."""
+    outcome = yield
+    if call.when != "call":
+        return
+    from externals import take_deferred
+
+    reasons = take_deferred()
+    report = outcome.get_result()
+    if reasons and report.passed:
+        report.outcome = "skipped"
+        line = item.location[1] if item.location[1] is not None else 0
+        report.longrepr = (str(item.path), line, "Skipped: " + "; ".join(reasons))
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads_or_figures():
     """Fail a test that leaves a Python thread running or a pyplot figure open."""
@@ -67,3 +83,21 @@ def dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+    """One closing line: what was skipped and why (what to install to run it)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if ")" in reason:  # "<what is missing> (<how to install it>): <what was checked instead>"
+            reason = reason[: reason.index(")") + 1]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        total = sum(reasons.values())
+        listed = "; ".join(
+            f"{n} × {why}" for why, n in sorted(reasons.items(), key=lambda r: -r[1])
+        )
+        terminalreporter.write_line(f"skipped {total} (pytest -rs for each): {listed}")

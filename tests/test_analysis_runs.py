@@ -190,6 +190,10 @@ def test_an_analysis_killed_with_sigkill_resumes(tmp_path) -> None:
     proc.wait()
     kept = len(list(partial.glob("*.npz")))
     assert kept >= 3, "the analysis ended before it could be killed"
+    # what a kill can leave besides whole partials, made certain (a kill lands where it lands):
+    # a half-written temporary, and the partial of a piece no job of this analysis has
+    (partial / f"{'0' * 40}.npz.tmp{proc.pid}").write_bytes(b"PK\x03\x04 cut short")
+    (partial / f"{'f' * 40}.npz").write_bytes(b"a piece of an older capture")
     os.environ["PASSAGE_PIECE_BYTES"] = str(2 << 20)
     try:
         report = analyze(run_dir, workers=1, cka=False, pictures=False, quiet=True)

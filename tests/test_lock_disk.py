@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 from conftest import dead_pid
+from externals import missing
 from helpers_reliability import (
+    ROOT,
     assert_same_data,
     child_env,
     error_lines,
@@ -127,21 +129,52 @@ def _mount(target: Path, options: str) -> bool:
     return done.returncode == 0
 
 
+IN_NAMESPACE = "PASSAGE_TEST_IN_USERNS"  # set in the child pytest run under `unshare -rm`
+
+
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB tmpfs (needs root or CAP_SYS_ADMIN; skipped otherwise)."""
+def small_fs(tmp_path: Path) -> Iterator[Path | None]:
+    """A real 1 MiB tmpfs: mounted here where this process may (root, CAP_SYS_ADMIN), else None
+    (the test then runs itself again in a user+mount namespace, ``unshare -rm``)."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     if not _mount(mnt, "size=1m,mode=0755"):
-        pytest.skip("cannot mount a tmpfs here; test_file_size_limit_* covers the full-disk path")
+        if os.environ.get(IN_NAMESPACE):
+            pytest.fail("cannot mount a tmpfs even inside `unshare -rm`")
+        yield None
+        return
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+def _again_in_a_user_namespace(nodeid: str, tmp: Path) -> None:
+    """Run test ``nodeid`` in a child pytest as root of a new user+mount namespace, where it may
+    mount its tmpfs; the child's failure is this test's failure."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-rm", "true"]).returncode != 0:
+        missing(
+            "cannot mount a tmpfs: not root, and no user namespaces for `unshare -rm` "
+            "(apt-get install util-linux; sysctl kernel.unprivileged_userns_clone=1)"
+        )
+    done = subprocess.run(
+        [unshare, "-rm", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        + ["--basetemp", str(tmp / "in-namespace"), nodeid],
+        cwd=ROOT,
+        env=dict(child_env(), **{IN_NAMESPACE: "1"}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout, done.stdout[-2000:]
+
+
 def _remount(mnt: Path, options: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{options}", str(mnt)], check=True)
+    # only the options given: the mount's recorded uid= cannot be mapped in a user namespace
+    cmd = ["mount", "--options-mode", "ignore", "-o", f"remount,{options}", str(mnt)]
+    subprocess.run(cmd, check=True)
 
 
 def _listed(run: Path) -> dict[str, tuple[int, int]]:
@@ -161,8 +194,14 @@ def _assert_consistent_after_failure(run: Path) -> None:
 
 
 def test_full_disk_then_read_only_then_resume(
-    small_fs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    small_fs: Path | None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
+    if small_fs is None:
+        _again_in_a_user_namespace(request.node.nodeid, tmp_path)
+        return
     run = small_fs / "run"
     # 40 patterns x 6 layers take about 1.4 MB: the 1 MiB file system fills up on the way.
     assert main(["-q", "capture", *SMALL, "--out", str(run)]) == 2

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from externals import need_keras
 
-keras = pytest.importorskip("keras")
+keras = need_keras()
 
 from pipeline.capturing.builtin_models import builtin_model  # noqa: E402
 from pipeline.capturing.graph import rebuild  # noqa: E402

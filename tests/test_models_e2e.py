@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from externals import need_keras
 
-keras = pytest.importorskip("keras")
+keras = need_keras()
 
 from pipeline import open_run  # noqa: E402
 from pipeline.cli import main  # noqa: E402

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from externals import need_keras
 
-keras = pytest.importorskip("keras")
+keras = need_keras()
 
 from pipeline import CaptureCallback, cli, open_run  # noqa: E402
 from pipeline.capturing.intercept import Tracer, intercepting, scope_safe  # noqa: E402

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from externals import need_graphviz
 from helpers_diagram import assert_model_png
 from PIL import Image
 
@@ -107,6 +108,7 @@ def test_render_never_imports_tensorflow(seed_run, tmp_path):
 
 
 def test_architecture_png_with_graphviz(tmp_path, seed_model):
+    need_graphviz()
     cfg = Config(capture=CaptureConfig(out=str(tmp_path / "a"), patterns="random:1"))
     run = capture_model(seed_model, cfg, quiet=True)
     assert_model_png(run.path, seed_model, tmp_path)

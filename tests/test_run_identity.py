@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from externals import need_keras
 
-pytest.importorskip("keras")
+need_keras()
 
 from pipeline import CaptureCallback  # noqa: E402
 from pipeline.capturing.identity import fingerprint, layer_records  # noqa: E402

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from externals import need_keras
 
 from pipeline.store.naming import data_path, layer_dir, slug
 
@@ -31,7 +32,7 @@ def test_layer_dirs_are_unique_and_inside():
     assert layer_dir(1, "a/b") != layer_dir(2, "a_b")
 
 
-keras = pytest.importorskip("keras")
+keras = need_keras()
 
 
 def test_capture_with_dotted_and_nested_names_writes_only_inside(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from externals import need_keras
 from PIL import Image
 
 from pipeline.capturing.patterns import load_patterns
@@ -205,7 +206,7 @@ def test_generator_sources(gen_file):
 
 
 def test_generator_tf_data(gen_file):
-    pytest.importorskip("tensorflow")
+    need_keras()
     src = load_patterns(f"{gen_file}:dataset", [(4,)])
     assert src.count == 5
     assert np.array_equal(_all(src)[0], np.arange(20, dtype=np.float32).reshape(5, 4))
@@ -263,7 +264,7 @@ def test_limit_stops_an_endless_generator_and_trims_every_source(gen_file, tmp_p
     src = load_patterns(f"{gen_file}:endless", [(4,)], limit=7)
     assert src.count == 7
     assert np.array_equal(_all(src)[0][:, 0], [0, 0, 0, 1, 1, 1, 2])
-    pytest.importorskip("tensorflow")
+    need_keras()
     rep = load_patterns(f"{gen_file}:endless_dataset", [(4,)], limit=12)  # tf.data .repeat()
     x = np.arange(20, dtype=np.float32).reshape(5, 4)
     assert np.array_equal(_all(rep)[0], np.concatenate([x, x, x[:2]]))

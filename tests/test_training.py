@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from externals import need_keras
 
 from pipeline import config as cfgmod
 from pipeline.capturing.training.datasets import (
@@ -81,7 +82,7 @@ watch_per_class = 1
 
 
 def test_capture_trains_learns_and_a_rerun_does_nothing(tmp_path: Path) -> None:
-    pytest.importorskip("keras")
+    need_keras()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline import open_run
     from pipeline.capturing.probe import Probe
@@ -123,7 +124,7 @@ def test_capture_trains_learns_and_a_rerun_does_nothing(tmp_path: Path) -> None:
 
 
 def test_watched_patterns_from_a_spec_honour_limit_and_buffered_io(tmp_path: Path) -> None:
-    pytest.importorskip("keras")
+    need_keras()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline.capturing.training.trainer import capture_callback, prepare
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -221,9 +222,26 @@ def _reduce_jobs(
                 finished(job)
 
         _run_pieces(run_path, pending, settings, n, done, pool)
-    partial = files.folder(run.path) / files.PARTIAL
-    if partial.is_dir() and not any(partial.iterdir()):
-        partial.rmdir()
+    keep = {partial_path(run.path, p).name for job in jobs if job.key in failed for p in job.pieces}
+    _clean_partials(files.folder(run.path) / files.PARTIAL, keep)
+
+
+def _clean_partials(folder: Path, keep: set[str]) -> None:
+    """Remove what an analysis left in ``.partial/`` (this one's merged pieces, and a killed
+    one's partials and temporaries) but the partials of layers left out for damage, which a
+    later analysis may reuse; the folder goes when empty. The run's lock is held: no other
+    analysis writes here."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.name in keep:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _workers(workers: int, pieces: int, total_bytes: int) -> int:
