@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # DASK=tcp://HOST:PORT or DASK=local:N runs capture, render and analyze on a Dask cluster.
 DASK_FLAG := $(if $(DASK),--dask $(DASK))
 
-.PHONY: install capture render analyze serve test lint format bench bench-quick clean
+.PHONY: install capture render analyze serve test test-bare lint format bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The tests as on a machine without Graphviz and Chromium (hidden in a private mount namespace).
+test-bare: $(STAMP)
+	tests/without_programs.sh $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

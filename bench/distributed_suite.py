@@ -20,7 +20,7 @@ from pipeline.capturing.stream import capture
 from pipeline.config import Config, DaskConfig
 from pipeline.distributed import capture as capture_on
 from pipeline.distributed import connect
-from pipeline.distributed.plan import cut_tasks
+from pipeline.distributed.capture_tasks import cut_tasks
 
 from .common import capture_config, child_env, passage_cmd
 from .figures import Figure

@@ -22,6 +22,7 @@ from .errors import (  # noqa: E402
     RenderError,
     RunLockedError,
     SelectionError,
+    ShapeError,
     SpecError,
     StoreError,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "Run",
     "RunLockedError",
     "SelectionError",
+    "ShapeError",
     "SpecError",
     "StoreError",
     "__version__",

@@ -70,6 +70,10 @@ class DiskFullError(StoreError):
     """The disk filled up (or is read-only) while writing the run."""
 
 
+class ShapeError(PassageError, ValueError):
+    """Arrays handed to a computation (CKA, its accumulators) do not have the shapes it needs."""
+
+
 class RenderError(PassageError, RuntimeError):
     """Rendering could not draw what was asked."""
 

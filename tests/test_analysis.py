@@ -8,7 +8,7 @@ import pytest
 from analysis_helpers import check_result, reference, stored, write_run
 
 from pipeline import open_run
-from pipeline.analysis import analyze, plan
+from pipeline.analysis import analyze, pieces
 from pipeline.errors import ConfigError, NotInRunError, RunLockedError
 from pipeline.store.lock import RunLock
 
@@ -98,7 +98,7 @@ def test_top_k_larger_than_the_patterns_pads(tmp_path) -> None:
 def test_pieces_over_a_process_pool_and_a_resumed_analysis(tmp_path, monkeypatch) -> None:
     data = layers(np.random.default_rng(4))
     run_dir = write_run(tmp_path / "run", data, 16)
-    monkeypatch.setattr(plan, "PIECE_BYTES", 4000)  # several pieces per layer
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 4000)  # several pieces per layer
     first = analyze(run_dir, cka=False, pictures=False, workers=2, quiet=True)
     assert first.pieces > 2 * len(data)
     run = open_run(run_dir)
@@ -211,7 +211,7 @@ def test_a_layer_whose_shape_changes_between_files_is_left_out(tmp_path, caplog)
     check_result(run.analysis("out"), reference(out.astype(np.float32)))
     with pytest.raises(NotInRunError):
         run.analysis("seq")
-    assert run.cka()[0] == ["out"]
+    assert run.cka().layers == ["out"]
 
 
 def test_a_second_analysis_in_one_process_checks_the_files_again(tmp_path) -> None:

@@ -48,8 +48,10 @@ def test_a_keras_capture_against_keras_itself(tmp_path, keras, keras_layer_outpu
     outputs = {name: keras_layer_output(model, name, x) for name in run.layers}
     for name, out in outputs.items():
         check_result(run.analysis(name), reference(out), rtol=1e-5)
-    names, matrix = run.cka()
+    cka = run.cka()
+    names, matrix = cka.layers, cka.matrix
     assert names == run.layers
+    assert (cka.method, cka.epoch, cka.patterns, cka.excluded) == ("exact", None, 150, 0)
     for i, a in enumerate(names):
         for j, b in enumerate(names):
             want = linear_cka(outputs[a].reshape(150, -1), outputs[b].reshape(150, -1))
@@ -93,7 +95,10 @@ def test_a_training_run_every_epoch_labels_and_cka_over_epochs(tmp_path) -> None
             want = linear_cka(stored(data[name][e], "float32").reshape(12, -1), last)
             assert over["matrix"][i, e] == pytest.approx(want, abs=1e-6)
     assert over["matrix"][:, -1] == pytest.approx(1.0)
-    names, matrix = run.cka(2)
+    cka = run.cka(2)
+    matrix = cka.matrix
+    assert (cka.layers, cka.epoch, cka.method) == (run.layers, 2, "exact")
+    assert run.cka().epoch == 3  # no epoch: the last one, said
     assert matrix[0, 1] == pytest.approx(
         linear_cka(data["seq"][2].reshape(12, -1), data["dense"][2]), abs=1e-5
     )
@@ -112,7 +117,8 @@ def test_against_another_run_over_the_same_patterns(tmp_path, monkeypatch) -> No
     cross = np.load(run_a / "analysis" / "cka-against.npz")
     assert cross["matrix"].shape == (2, 1) and cross["other_names"].tolist() == ["other"]
     assert str(cross["method"]) == "exact" and int(cross["patterns"]) == 90
-    names, matrix = open_run(run_a).cka()
+    cka = open_run(run_a).cka()
+    names, matrix = cka.layers, cka.matrix
     x, y = (stored(a[n], "float32").reshape(90, -1) for n in names)
     assert matrix[0, 1] == pytest.approx(linear_cka(x, y), abs=1e-6)
     for i, name in enumerate(["one", "two"]):

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from externals import need_keras
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-keras = pytest.importorskip("keras")
+keras = need_keras()
 
 from pipeline import CaptureCallback, open_run  # noqa: E402
 from pipeline.capturing.probe import Probe  # noqa: E402

@@ -11,9 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.analysis import cka
-from pipeline.errors import PatternError, StoreError
+from pipeline.errors import ShapeError, StoreError
 
-TOLERANCE = 1e-6  # accumulators vs linear_cka on the same stored values (float32 or float16)
+# ExactCka vs linear_cka on the same stored values (float32 or float16): ExactCka sums each
+# block's products in float32, whose rounding errors mostly cancel (about sqrt(k) u per entry;
+# ~1e-7 in CKA here). The worst case it guarantees is larger: see _float32_error_bound.
+TOLERANCE = 1e-6
+U32 = 2.0**-24  # float32's unit roundoff
+U64 = 2.0**-53
+# float64 rounding of the merges, the centering and the norms (~1e-16 here)
+FLOAT64_SLACK = 1e-12
 
 
 def _views(n: int, seed: int, widths: tuple[int, ...] = (12, 20, 7)) -> list[np.ndarray]:
@@ -41,8 +48,52 @@ def _feature_counts(views: list[np.ndarray]) -> list[int]:
 def _feed(accumulator, views: list[np.ndarray], sizes: list[int]) -> None:
     start = 0
     for size in sizes:
-        accumulator.update([v[start : start + size] for v in views])
+        accumulator.add([v[start : start + size] for v in views])
         start += size
+
+
+def _float32_error_bound(
+    views: list[np.ndarray], blocks: list[tuple[int, int, np.ndarray]]
+) -> np.ndarray:
+    """The most ExactCka's matrix can differ from linear_cka's (V x V), from the float32 rounding
+    of the ``blocks`` it took: (first, stop, reference of the accumulator that took it).
+
+    Per block of k rows, z = x - reference is rounded to float32 (|dz| <= u|z|) and Z^T Z summed
+    in float32: each entry off by at most (g_k + 2u + u^2) sum |z_a||z_b|, g_k = k u / (1 - k u)
+    in any summation order (Higham, Accuracy and Stability, 3.1); its float64 sums s off by
+    (u + k u64) sum |z|. Merges re-shift in float64, and once centered (C = S - s s^T / n) a
+    block's sum error enters as ds (r - mean)^T + (r - mean) ds^T, whatever the reference r
+    the merges shifted to. So |dC| <= B entrywise; then |d||C_xy||^2| <= 2 <|C_xy|, B_xy> +
+    ||B_xy||^2 and |d||C_xx||| <= ||B_xx|| bound CKA = ||C_xy||^2 / (||C_xx|| ||C_yy||).
+    """
+    rows = [v.reshape(v.shape[0], -1).astype(np.float64) for v in views]
+    x = np.concatenate(rows, axis=1)
+    mean = x.mean(axis=0)
+    bound = np.zeros((x.shape[1], x.shape[1]))
+    for first, stop, reference in blocks:
+        k = stop - first
+        z = np.abs(x[first:stop] - reference)
+        gamma = k * U32 / (1 - k * U32) + 2 * U32 + U32**2
+        sums_error = (U32 + k * U64) * z.sum(axis=0)
+        offset = np.abs(reference - mean)
+        bound += gamma * (z.T @ z) + np.outer(sums_error, offset) + np.outer(offset, sums_error)
+    centered = (x - mean).T @ (x - mean)
+    edges = np.cumsum([0] + [r.shape[1] for r in rows])
+    part = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    norm = [np.linalg.norm(centered[p, p]) for p in part]
+    slack = [np.linalg.norm(bound[p, p]) for p in part]
+    out = np.zeros((len(rows), len(rows)))
+    for i in range(len(rows)):
+        for j in range(len(rows)):
+            if i == j:
+                continue  # exactly 1
+            c, b = centered[part[i], part[j]], bound[part[i], part[j]]
+            cross, dcross = np.sum(c * c), 2 * np.sum(np.abs(c) * b) + np.sum(b * b)
+            value = cross / (norm[i] * norm[j])
+            high = (cross + dcross) / ((norm[i] - slack[i]) * (norm[j] - slack[j]))
+            low = (cross - dcross) / ((norm[i] + slack[i]) * (norm[j] + slack[j]))
+            out[i, j] = max(high - value, value - low)
+    return out
 
 
 def _centered_gram(x: np.ndarray) -> np.ndarray:
@@ -69,11 +120,11 @@ def test_identical_views_give_one():
     x, _, _ = _views(200, seed=2)
     assert cka.linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
     accumulator = cka.ExactCka([12, 12])
-    accumulator.update([x, x.copy()])
-    np.testing.assert_allclose(accumulator.matrix(), np.ones((2, 2)), atol=1e-6)
+    accumulator.add([x, x.copy()])
+    np.testing.assert_allclose(accumulator.result(), np.ones((2, 2)), atol=1e-6)
     minibatch = cka.MinibatchCka(2, 50)
     _feed(minibatch, [x, x], [50, 50, 50, 50])
-    np.testing.assert_allclose(minibatch.matrix(), np.ones((2, 2)), atol=1e-12)
+    np.testing.assert_allclose(minibatch.result(), np.ones((2, 2)), atol=1e-12)
 
 
 @settings(max_examples=25, deadline=None)
@@ -96,7 +147,7 @@ def test_invariant_to_orthogonal_transforms_scaling_and_shifts(seed, scale, shif
     # the accumulators on the transformed views give the reference's value too
     exact = cka.ExactCka([x.shape[1], 20])
     _feed(exact, [(x @ q) * scale + shift, y], [33, 47])
-    assert exact.matrix()[0, 1] == pytest.approx(base, abs=1e-5)
+    assert exact.result()[0, 1] == pytest.approx(base, abs=1e-5)
 
 
 def test_minibatch_estimator_is_invariant_too():
@@ -106,10 +157,10 @@ def test_minibatch_estimator_is_invariant_too():
     plain, moved = cka.MinibatchCka(2, 100), cka.MinibatchCka(2, 100)
     _feed(plain, [x, y], [100] * 4)
     _feed(moved, [3.5 * (x @ q) + 250.0, y - 40.0], [100] * 4)
-    np.testing.assert_allclose(moved.matrix(), plain.matrix(), atol=1e-9)
+    np.testing.assert_allclose(moved.result(), plain.result(), atol=1e-9)
     far = cka.MinibatchCka(2, 100)  # large means cost no precision either
     _feed(far, [x + 1e5, y - 1e5], [100] * 4)
-    np.testing.assert_allclose(far.matrix(), plain.matrix(), atol=1e-9)
+    np.testing.assert_allclose(far.result(), plain.result(), atol=1e-9)
 
 
 # -- the exact accumulator -------------------------------------------------------------------
@@ -122,7 +173,7 @@ def test_exact_accumulator_in_uneven_blocks_equals_linear_cka(dtype, offset):
     accumulator = cka.ExactCka(_feature_counts(views))
     _feed(accumulator, views, [1, 300, 299, 0, 333, 67])  # sizes that do not divide 1000
     assert accumulator.patterns == 1000
-    matrix = accumulator.matrix()
+    matrix = accumulator.result()
     np.testing.assert_allclose(matrix, _reference_matrix(views), rtol=0, atol=TOLERANCE)
     np.testing.assert_array_equal(matrix, matrix.T)
     assert np.all(np.diagonal(matrix) == 1.0)
@@ -137,11 +188,13 @@ def test_float16_storage_moves_cka_little_from_the_original_data():
     accumulator = cka.ExactCka(_feature_counts(stored))
     _feed(accumulator, stored, [400, 400, 200])
     # float16 keeps ~3 decimal digits; over 1000 patterns CKA moves by far less than that
-    np.testing.assert_allclose(accumulator.matrix(), _reference_matrix(original), atol=1e-4)
+    np.testing.assert_allclose(accumulator.result(), _reference_matrix(original), atol=1e-4)
 
 
 @pytest.mark.parametrize("offset", [0.0, 1000.0])
 def test_exact_merge_and_state_round_trips_are_exact(tmp_path, offset):
+    """Merging states and saving them are exact (float64 arithmetic on the states); cutting the
+    same patterns into other blocks is not: each block's products are float32 sums."""
     views = [(v + offset).astype(np.float32) for v in _views(900, seed=6)]
     counts = _feature_counts(views)
     first, second, third = cka.ExactCka(counts), cka.ExactCka(counts), cka.ExactCka(counts)
@@ -149,30 +202,50 @@ def test_exact_merge_and_state_round_trips_are_exact(tmp_path, offset):
     _feed(first, [v[:250] for v in views], [100, 150])
     _feed(second, [v[250:600] for v in views], [1, 349])
     _feed(third, [v[600:] for v in views], [300])
-    assert not np.array_equal(first.state()["reference"], second.state()["reference"])
+    r1, r2, r3 = (part.state()["reference"] for part in (first, second, third))
+    assert not np.array_equal(r1, r2)
 
     np.savez(tmp_path / "second.npz", **second.state())
     with np.load(tmp_path / "second.npz", allow_pickle=False) as saved:
-        second = cka.from_state(saved)
-    assert isinstance(second, cka.ExactCka)
+        loaded = cka.from_state(saved)
+    assert isinstance(loaded, cka.ExactCka)
+    for key, value in second.state().items():  # a saved state comes back bit for bit
+        np.testing.assert_array_equal(loaded.state()[key], value, err_msg=key)
+    np.testing.assert_array_equal(loaded.result(), second.result())
 
     merged = cka.ExactCka.from_state(first.state())
-    merged.merge(second)
+    merged.merge(loaded)
     merged.merge(cka.ExactCka(counts))  # an empty one adds nothing
     merged.merge(third)
     assert merged.patterns == 900
-    np.testing.assert_allclose(merged.matrix(), _reference_matrix(views), atol=TOLERANCE)
+    reference = _reference_matrix(views)
+    np.testing.assert_allclose(merged.result(), reference, atol=TOLERANCE)
+    # the same states merged in other orders (other references to re-shift to): float64 apart
+    for order in [(third, first, second), (second, third, first)]:
+        other = cka.ExactCka(counts)
+        for part in order:
+            other.merge(part)
+        np.testing.assert_allclose(other.result(), merged.result(), rtol=0, atol=FLOAT64_SLACK)
 
+    # resumed from first's state, the rest fed as one block: other blocks, other float32 sums
     into_empty = cka.ExactCka(counts)
     into_empty.merge(first)
     resumed = cka.from_state(into_empty.state())
     _feed(resumed, [v[250:] for v in views], [650])
-    np.testing.assert_allclose(resumed.matrix(), merged.matrix(), atol=1e-9)
+    merged_bound = _float32_error_bound(
+        views, [(0, 100, r1), (100, 250, r1), (250, 251, r2), (251, 600, r2), (600, 900, r3)]
+    )
+    resumed_bound = _float32_error_bound(views, [(0, 100, r1), (100, 250, r1), (250, 900, r1)])
+    assert resumed_bound.max() < 1e-3  # a bound that still says something
+    assert np.all(np.abs(merged.result() - reference) <= merged_bound + FLOAT64_SLACK)
+    assert np.all(np.abs(resumed.result() - reference) <= resumed_bound + FLOAT64_SLACK)
+    difference = np.abs(resumed.result() - merged.result())
+    assert np.all(difference <= merged_bound + resumed_bound + FLOAT64_SLACK)
 
 
 def test_exact_state_is_plain_arrays():
     accumulator = cka.ExactCka([4, 3])
-    accumulator.update([np.ones((5, 4), np.float32), np.arange(15.0).reshape(5, 3)])
+    accumulator.add([np.ones((5, 4), np.float32), np.arange(15.0).reshape(5, 3)])
     state = accumulator.state()
     assert {k: v.dtype.kind for k, v in state.items()} == {
         "method": "U",
@@ -228,8 +301,8 @@ def test_one_minibatch_is_the_hsic1_ratio():
     k, l = x.reshape(40, -1) @ x.reshape(40, -1).T, y @ y.T  # noqa: E741
     expected = cka.hsic1(k, l) / np.sqrt(cka.hsic1(k, k) * cka.hsic1(l, l))
     accumulator = cka.MinibatchCka(2, 40)
-    accumulator.update([x, y])
-    assert accumulator.matrix()[0, 1] == pytest.approx(expected, rel=1e-9)
+    accumulator.add([x, y])
+    assert accumulator.result()[0, 1] == pytest.approx(expected, rel=1e-9)
 
 
 def test_minibatch_estimate_is_within_002_of_exact():
@@ -239,10 +312,10 @@ def test_minibatch_estimate_is_within_002_of_exact():
     minibatch = cka.MinibatchCka(3, 256)
     _feed(minibatch, views, [256] * 7 + [208])  # consecutive batches, the last one shorter
     assert minibatch.patterns == 2000 and minibatch.batches == 8
-    reference = exact.matrix()
+    reference = exact.result()
     off_diagonal = reference[~np.eye(3, dtype=bool)]
     assert np.all((off_diagonal > 0.3) & (off_diagonal < 0.9)), reference
-    np.testing.assert_allclose(minibatch.matrix(), reference, atol=0.02)
+    np.testing.assert_allclose(minibatch.result(), reference, atol=0.02)
 
 
 def test_minibatch_merge_and_state_round_trip(tmp_path):
@@ -258,7 +331,7 @@ def test_minibatch_merge_and_state_round_trip(tmp_path):
     assert isinstance(right, cka.MinibatchCka) and right.batch_size == 100
     left.merge(right)
     assert (left.patterns, left.batches) == (600, 6)
-    np.testing.assert_allclose(left.matrix(), whole.matrix(), atol=1e-12)
+    np.testing.assert_allclose(left.result(), whole.result(), atol=1e-12)
 
 
 def test_wide_views_are_built_a_slice_of_columns_at_a_time(monkeypatch):
@@ -268,7 +341,7 @@ def test_wide_views_are_built_a_slice_of_columns_at_a_time(monkeypatch):
     monkeypatch.setattr(cka, "_GRAM_COLUMNS", 5)  # several slices per view
     sliced = cka.MinibatchCka(3, 32)
     _feed(sliced, views, [32, 32])
-    np.testing.assert_allclose(sliced.matrix(), plain.matrix(), atol=1e-12)
+    np.testing.assert_allclose(sliced.result(), plain.result(), atol=1e-12)
 
 
 # -- degenerate views, choice, errors ---------------------------------------------------------
@@ -285,11 +358,11 @@ def test_constant_view_gives_nan_without_warnings(dtype):
         assert np.isnan(cka.linear_cka(x, constant))
         exact = cka.ExactCka(_feature_counts(views))
         _feed(exact, views, [7, 100, 193])
-        matrix = exact.matrix()
+        matrix = exact.result()
         minibatch = cka.MinibatchCka(3, 100)
         _feed(minibatch, views, [100, 100, 100])
-        estimate = minibatch.matrix()
-        empty = cka.ExactCka([1, 2]).matrix()
+        estimate = minibatch.result()
+        empty = cka.ExactCka([1, 2]).result()
     for result in (matrix, estimate):
         assert np.all(np.isnan(result[1])) and np.all(np.isnan(result[:, 1]))
         assert np.isfinite(result[0, 2]) and result[0, 0] == result[2, 2] == 1.0
@@ -297,27 +370,31 @@ def test_constant_view_gives_nan_without_warnings(dtype):
     assert np.all(np.isnan(empty))
 
 
-def test_choose_picks_exact_up_to_the_limit():
+def test_choose_picks_exact_up_to_the_limits():
     assert isinstance(cka.choose([4096, 10]), cka.ExactCka)
     chosen = cka.choose([4097, 10], batch_size=128)
     assert isinstance(chosen, cka.MinibatchCka)
     assert (chosen.method, chosen.n_views, chosen.batch_size) == ("minibatch", 2, 128)
     assert cka.choose([100, 200], max_exact=150).method == "minibatch"
+    # the exact state is (sum of the features)^2 float64 values
+    assert cka.choose([100, 200], max_state_bytes=300**2 * 8).method == "exact"
+    assert cka.choose([100, 200], max_state_bytes=300**2 * 8 - 1).method == "minibatch"
+    assert cka.choose([4096] * 4).method == "minibatch"  # 16384^2 x 8 bytes: 2 GiB
 
 
 def test_wrong_blocks_and_damaged_states_are_refused():
     exact = cka.ExactCka([3, 2])
-    with pytest.raises(PatternError, match="one block per view: expected 2, received 1"):
-        exact.update([np.zeros((4, 3))])
-    with pytest.raises(PatternError, match="same patterns"):
-        exact.update([np.zeros((4, 3)), np.zeros((5, 2))])
-    with pytest.raises(PatternError, match="has 4 features per pattern; expected 2"):
-        exact.update([np.zeros((4, 3)), np.zeros((4, 2, 2))])
-    with pytest.raises(PatternError, match="at least 4 patterns; received 3"):
-        cka.MinibatchCka(2).update([np.zeros((3, 3)), np.zeros((3, 2))])
-    with pytest.raises(PatternError, match="exact CKA accumulator over the same views"):
+    with pytest.raises(ShapeError, match="one block per view: expected 2, received 1"):
+        exact.add([np.zeros((4, 3))])
+    with pytest.raises(ShapeError, match="same patterns"):
+        exact.add([np.zeros((4, 3)), np.zeros((5, 2))])
+    with pytest.raises(ShapeError, match="has 4 features per pattern; expected 2"):
+        exact.add([np.zeros((4, 3)), np.zeros((4, 2, 2))])
+    with pytest.raises(ShapeError, match="at least 4 patterns; received 3"):
+        cka.MinibatchCka(2).add([np.zeros((3, 3)), np.zeros((3, 2))])
+    with pytest.raises(ShapeError, match="exact CKA accumulator over the same views"):
         exact.merge(cka.ExactCka([2, 3]))
-    with pytest.raises(PatternError, match="square Gram"):
+    with pytest.raises(ShapeError, match="square Gram"):
         cka.hsic1(np.eye(3), np.eye(3))
     state = exact.state()
     with pytest.raises(StoreError, match="'products' should have shape"):

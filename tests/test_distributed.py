@@ -181,8 +181,8 @@ def test_capture_render_analyze_on_the_cluster_equal_local(dask_cluster, tmp_pat
         assert mine.keys() == theirs.keys()
         for key in mine:
             np.testing.assert_allclose(theirs[key], mine[key], rtol=1e-6, equal_nan=True)
-    assert ran.cka()[0] == local.cka()[0]
-    np.testing.assert_allclose(ran.cka()[1], local.cka()[1], rtol=1e-6)
+    assert ran.cka().layers == local.cka().layers
+    np.testing.assert_allclose(ran.cka().matrix, local.cka().matrix, rtol=1e-6)
 
 
 def test_a_worker_killed_mid_capture_is_retried(dask_cluster, slow_dir):

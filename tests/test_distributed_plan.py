@@ -11,7 +11,7 @@ import pytest
 from pipeline.capturing.pending import Pending
 from pipeline.config import from_dict
 from pipeline.distributed.address import Address, parse_address
-from pipeline.distributed.plan import absolute_spec, batches_per_task, cut_tasks
+from pipeline.distributed.capture_tasks import absolute_spec, batches_per_task, cut_tasks
 from pipeline.errors import ConfigError
 
 
@@ -36,7 +36,9 @@ def test_addresses(text, url, workers):
     "text", ["", "local:0", "local:x", "local:-1", "http://x:1", "tcp://", "tcp://host", "a b:1"]
 )
 def test_malformed_addresses_say_what_is_expected(text):
-    with pytest.raises(ConfigError, match=r"--dask: expected tcp://HOST:PORT .* or local\[:N\]"):
+    with pytest.raises(
+        ConfigError, match=r"dask address: expected tcp://HOST:PORT .* or local\[:N\]"
+    ):
         parse_address(text)
 
 

@@ -339,7 +339,7 @@ def test_read_only_folder_is_one_clear_error() -> None:
 
 
 def test_disk_error_mapping_names_the_fix() -> None:
-    from pipeline.store.disk import disk_error
+    from pipeline.store.atomic import disk_error
 
     for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
         err = disk_error(OSError(code, os.strerror(code)), "x")

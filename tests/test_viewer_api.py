@@ -14,6 +14,7 @@ import pytest
 from analysis_helpers import write_run
 
 from pipeline.analysis import analyze
+from pipeline.rendering.layout import mosaic_sources, rank_note, shape_label, to_image
 from pipeline.store import RunWriter, open_run
 from pipeline.store.verify import info_table
 from pipeline.viewer import Api
@@ -103,6 +104,16 @@ def test_float16_runs_answer_float32(tmp_path):
     assert resp.body == want.tobytes() and resp.headers["X-Shape"] == "2,3"
 
 
+def test_a_scalar_output_keeps_its_empty_shape(tmp_path):
+    values = np.arange(N, dtype="float32") - 2.5  # one number per pattern: rank 0
+    resp = get(
+        Api([write_run(tmp_path / "r", {"s": values}, batch=4)]),
+        "/api/run/0/data?layer=s&pattern=7",
+    )
+    assert resp.status == 200 and resp.headers["X-Shape"] == ""
+    assert resp.body == np.float32(4.5).tobytes() and resp.headers["X-Min"] == "4.5"
+
+
 def test_a_pattern_without_finite_values_says_nan(tmp_path):
     values = np.zeros((N, 2, 2), "float32")
     values[4] = np.nan
@@ -188,6 +199,111 @@ def test_colormaps_are_matplotlibs_tables():
     assert lut("viridis")[0].tolist() == [68, 1, 84]
 
 
+# -- layouts -----------------------------------------------------------------------------------------
+# every rank to_image draws: a scalar, vectors (square, padded, a single value), 2-D, channel
+# mosaics with up to and beyond 64 channels, (D, H, W, C) volumes, a rank-5 output (flattened)
+LAYOUT_SHAPES = [
+    (),
+    (1,),
+    (7,),
+    (9,),
+    (10,),
+    (1, 1),
+    (4, 5),
+    (3, 4, 1),
+    (3, 4, 2),
+    (2, 3, 64),
+    (3, 4, 70),
+    (2, 3, 4, 5),
+    (3, 2, 3, 66),
+    (2, 3, 4, 5, 6),
+]
+
+
+def expand(layout: dict) -> np.ndarray:
+    """What the page does with a layout's blocks: per pixel the flat index of the value it
+    shows, -1 for padding. Each block lies inside the image and no two overlap."""
+    h, w = layout["h"], layout["w"]
+    src = np.full((h, w), -1, np.int64)
+    covered = np.zeros((h, w), np.int64)
+    for row, col, bh, bw, offset, row_step, col_step in layout["blocks"]:
+        assert 0 <= row and row + bh <= h and 0 <= col and col + bw <= w, layout["blocks"]
+        y, x = np.mgrid[0:bh, 0:bw]
+        src[row : row + bh, col : col + bw] = offset + y * row_step + x * col_step
+        covered[row : row + bh, col : col + bw] += 1
+    assert covered.max(initial=0) <= 1
+    return src
+
+
+def render_index_map(shape: tuple[int, ...]) -> np.ndarray:
+    """render's ``to_image`` of the values 0, 1, 2, ...: each pixel shows its value's flat
+    index (of the mean over D for a volume: the mean of d * H*W*C + j over d is
+    j + H*W*C * (D - 1) / 2), NaN padding as -1. Exact: every number here is an integer or a
+    half below 2**24."""
+    size = int(np.prod(shape, dtype=np.int64))
+    image = to_image(np.arange(size, dtype=np.float64).reshape(shape))
+    if len(shape) == 4:
+        image = image - np.prod(shape[1:]) * (shape[0] - 1) / 2
+    return np.where(np.isnan(image), -1, image).astype(np.int64)
+
+
+def layout_of(api: Api, shape: tuple[int, ...]) -> dict:
+    resp = get(api, "/api/layout?shape=" + ",".join(str(v) for v in shape))
+    assert resp.status == 200 and resp.content_type == "application/json", resp.body
+    return orjson.loads(resp.body)
+
+
+@pytest.mark.parametrize("shape", LAYOUT_SHAPES, ids=str)
+def test_layouts_are_renders(shape):
+    layout = layout_of(Api([]), shape)
+    src = expand(layout)
+    np.testing.assert_array_equal(src, render_index_map(shape))
+    assert layout["shape"] == list(shape)
+    assert layout["label"] == shape_label(shape)
+    assert layout["note"] == rank_note(shape, 64)
+    assert layout["mean_over"] == (shape[0] if len(shape) == 4 else None)
+    source = shape[1:] if len(shape) == 4 else shape
+    assert layout["source"] == list(source)
+    assert src.max() < np.prod(source, dtype=np.int64)
+    if len(shape) in (3, 4):
+        h, w, c = source
+        # every shown pixel of a mosaic is the one render's mosaic_sources names
+        rows, cols = np.mgrid[0 : layout["h"], 0 : layout["w"]]
+        ok, index = mosaic_sources(rows.ravel(), cols.ravel(), source)
+        want = np.full(rows.size, -1, np.int64)
+        want[ok] = index
+        np.testing.assert_array_equal(src.ravel(), want)
+        # one channel's map alone (the analysis thumbnails), the channels beyond 64 included
+        ch_h, ch_w, row_step, col_step = layout["channel"]
+        values = np.arange(h * w * c).reshape(h, w, c)
+        for k in (0, c // 2, c - 1):
+            one = {"h": ch_h, "w": ch_w, "blocks": [[0, 0, ch_h, ch_w, k, row_step, col_step]]}
+            np.testing.assert_array_equal(expand(one), values[:, :, k])
+    else:
+        assert layout["channel"] is None
+
+
+def test_layout_requests_that_are_refused():
+    api = Api([])
+    for query, status in [
+        ("shape=x", 400),
+        ("shape=3,,4", 400),
+        ("shape=3,4,", 400),
+        ("shape=-1", 400),
+        ("shape=%203", 400),
+        ("shape=99999999999", 400),  # 11 digits
+        ("shape=65536,65536", 400),  # more values than the page can index
+        ("shape=" + ",".join(["1"] * 33), 400),  # rank 33
+        ("shape=1&shape=2", 400),
+        ("", 400),
+    ]:
+        resp = get(api, f"/api/layout?{query}")
+        assert resp.status == status, (query, resp.body)
+        error(resp)
+    assert get(api, "/api/layout/").status == 404
+    assert layout_of(api, (1,) * 32)["label"] == shape_label((1,) * 32)
+
+
 # -- analysis --------------------------------------------------------------------------------------
 def test_analysis_and_cka(batch_run):
     root, _ = batch_run
@@ -208,10 +324,11 @@ def test_analysis_and_cka(batch_run):
         assert body["dead"] == [bool(v) for v in want["dead"]]
         assert body["hist_counts"] == want["hist_counts"].tolist()
         assert body["top_index"] == want["top_index"].tolist()
-    names, matrix = run.cka()
+    stored_cka = run.cka()
     cka = orjson.loads(get(api, "/api/run/0/cka").body)
-    assert cka["names"] == names and cka["method"]
-    np.testing.assert_array_equal(np.array(cka["matrix"], float), matrix)
+    assert cka["names"] == stored_cka.layers and cka["method"] == stored_cka.method == "exact"
+    assert cka["epoch"] is None
+    np.testing.assert_array_equal(np.array(cka["matrix"], float), stored_cka.matrix)
     resp = get(api, "/api/run/0/analysis?layer=nope")
     assert resp.status == 404 and "nope" in error(resp)
 

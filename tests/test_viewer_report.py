@@ -11,15 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from analysis_helpers import write_run
+from externals import need_chromium
 from PIL import Image
 
 from pipeline.analysis import analyze
 from pipeline.cli import main
 from pipeline.errors import ConfigError
+from pipeline.rendering.layout import rank_note, shape_label, to_image
 from pipeline.store import RunWriter, open_run
 from pipeline.store.verify import info_table
+from pipeline.viewer import Api
 from pipeline.viewer.colormaps import NAMES, lut
-from pipeline.viewer.report import build_report
+from pipeline.viewer.static_report import build_report
 
 PUT = re.compile(r"PASSAGE\.put\((.*)\);\n\Z", re.S)
 
@@ -99,6 +102,10 @@ def test_batch_report_files_and_payloads(batch_run, tmp_path):
     assert static["colormaps"]["luts"]["magma"] == lut("magma").tolist()
     [info0] = static["runs"]
     assert info0["id"] == 0 and info0["name"] == "batch" and info0["epochs"] == [None]
+    # the layout of every shape the page draws (and the scalar's, for a cell not loaded):
+    # byte for byte the server's answers
+    assert set(static["layouts"]) == {"", "4,5,3", "6,7", "10"}
+    assert_layouts_are_the_apis(out, root, static)
     assert [layer["name"] for layer in info0["layers"]] == list(layers)
     sizes = sum(
         p.stat().st_size for p in (out / "data").rglob("*") if p.is_file() and p.name != "index.js"
@@ -112,6 +119,17 @@ def test_batch_report_files_and_payloads(batch_run, tmp_path):
     for name in ("app.js", "style.css"):
         assert (out / "assets" / name).read_bytes() == (app / name).read_bytes()
     assert not list(out.rglob("*.tmp*"))
+
+
+def assert_layouts_are_the_apis(out: Path, root: Path, static: dict) -> None:
+    """Each of the report's layouts is, byte for byte, ``/api/layout``'s answer."""
+    raw = (out / "data" / "index.js").read_bytes()
+    api = Api([root])
+    for key, layout in static["layouts"].items():
+        resp = api.handle("GET", f"/api/layout?shape={key}")
+        assert resp.status == 200
+        assert json.dumps(key).encode() + b": " + resp.body in raw
+        assert layout == json.loads(resp.body)
 
 
 def test_training_runs_side_by_side_with_metrics_analysis_and_diagram(tmp_path):
@@ -151,6 +169,8 @@ def test_training_runs_side_by_side_with_metrics_analysis_and_diagram(tmp_path):
     assert [r["name"] for r in static["runs"]] == ["a", "b"]
     assert static["runs"][0]["epochs"] == epochs and static["runs"][0]["mode"] == "train"
     assert static["runs"][0]["has_analysis"] and not static["runs"][1]["has_analysis"]
+    assert set(static["layouts"]) == {"", "3,3", "1,1"}  # d1, and the (1, 1) CKA matrix
+    assert_layouts_are_the_apis(out, run_a, static)
 
 
 def test_a_report_above_the_bound_is_refused_before_writing(batch_run, tmp_path):
@@ -238,3 +258,128 @@ def test_stored_inputs_are_exported(tmp_path):
         _, d = read_put(out / "data" / f"r0/000-d/b/{p}.js")
         check_payload(d, dense[p], dense)
     assert read_static(out)["runs"][0]["inputs"] == ["img"]
+
+
+# -- the page draws every rank as render lays it out --------------------------------------------
+READY = "() => document.body.dataset.state === 'ready'"
+
+
+def every_rank(n: int) -> dict[str, np.ndarray]:
+    """A layer of each rank to_image draws, ``n`` patterns: a scalar, a padded vector, 2-D, a
+    mosaic beyond 64 channels, a (D, H, W, C) volume, a rank-5 output (flattened)."""
+    rng = np.random.default_rng(5)
+    shapes = {
+        "scalar": (),
+        "vec": (7,),
+        "plane": (4, 5),
+        "wide": (3, 4, 70),
+        "volume": (2, 3, 4, 5),
+        "rank5": (2, 2, 3, 2, 2),
+    }
+    return {k: rng.normal(size=(n, *s)).astype(np.float32) for k, s in shapes.items()}
+
+
+def pixels(canvas) -> np.ndarray:
+    """The RGB pixels of a canvas (a Playwright locator), read back with getImageData."""
+    got = canvas.evaluate(
+        """(c) => {
+            const copy = document.createElement("canvas");
+            copy.width = c.width;
+            copy.height = c.height;
+            const ctx = copy.getContext("2d", {willReadFrequently: true});
+            ctx.drawImage(c, 0, 0);
+            return {w: c.width, h: c.height, px: Array.from(ctx.getImageData(0, 0, c.width, c.height).data)};
+        }"""
+    )
+    return np.array(got["px"], np.uint8).reshape(got["h"], got["w"], 4)[..., :3]
+
+
+def assert_painted(canvas, image: np.ndarray, lo: float, hi: float) -> None:
+    """The canvas is ``image`` (NaN: padding, left unchecked) through viridis over [lo, hi]:
+    LUT index round((v - lo) / (hi - lo) * 255), as the page computes it in doubles (0 when
+    hi == lo: a scalar, a constant)."""
+    got = pixels(canvas)
+    assert got.shape[:2] == image.shape
+    v = image.astype(np.float64)
+    mask = np.isfinite(v)
+    if hi > lo:
+        index = np.clip(np.floor((v - lo) / (hi - lo) * 255 + 0.5), 0, 255)
+    else:
+        index = np.zeros_like(v)
+    want = lut("viridis")[np.where(mask, index, 0).astype(np.int64)]
+    np.testing.assert_array_equal(got[mask], want[mask])
+
+
+def shown(values: np.ndarray) -> np.ndarray:
+    """What the page paints of one output: a volume's mean over D (summed in doubles, then
+    float32, as the page does), anything else as it is."""
+    if values.ndim == 4:
+        return values.astype(np.float64).mean(axis=0).astype(np.float32)
+    return values
+
+
+def test_the_report_draws_every_rank_as_render_lays_it_out(tmp_path):
+    chromium = need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    layers = every_rank(6)
+    root = write_run(tmp_path / "ranks", layers, batch=4)
+    analyze(root, pictures=False, workers=1, quiet=True)
+    out = tmp_path / "report"
+    build_report([root], out, quiet=True)
+    run = open_run(root)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True)
+        problems: list[str] = []
+
+        def opened(hash_: str):
+            """A new page on the report, opened at ``hash_``, once drawn."""
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.on("console", lambda m: m.type in ("error", "warning") and problems.append(m.text))
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto((out / "index.html").as_uri() + hash_)
+            page.wait_for_function(READY, timeout=20_000)
+            return page
+
+        try:
+            page = opened("#pattern=3")
+            for name, arr in layers.items():
+                canvas = page.locator(f'canvas[data-layer="{name}"]')
+                # a cell's colors span its pattern's finite range (all its values)
+                lo, hi = finite_range(arr[3])
+                assert_painted(canvas, to_image(shown(arr[3])), lo, hi)
+                shape = arr.shape[1:]
+                note = rank_note(shape, 64)
+                title = page.locator(".cell", has=canvas).locator("h3").inner_text()
+                assert title == f"{name} {shape_label(shape)}" + (f" {note}" if note else "")
+
+            # the analysis view: a volume's mean map, and the thumbnails of channel 69
+            page = opened("#view=analysis&layer=volume")
+            stats = json.loads(json.dumps(run.analysis("volume")["mean"].tolist()))
+            mean = shown(np.asarray(stats, np.float32))  # the page holds float32
+            head = page.locator("h3", has_text=re.compile("^mean$"))
+            card = page.locator("#view-analysis .card").filter(has=head)
+            canvas = card.locator("canvas").first  # then the colorbar's
+            lo, hi = finite_range(mean)
+            assert_painted(canvas, to_image(mean), lo, hi)
+            w, h, cw, ch = canvas.evaluate(
+                "(c) => [c.width, c.height, c.clientWidth, c.clientHeight]"
+            )
+            canvas.hover(position={"x": (4 + 1 + 0.5) * cw / w, "y": 0.5 * ch / h})  # channel 1
+            text = card.locator(".readout").inner_text()
+            match = re.fullmatch(r"\[:, 0, 0, 1\] = (\S+)", text)
+            assert match, text
+            assert abs(float(match.group(1)) - mean[0, 0, 1]) <= abs(mean[0, 0, 1]) * 5e-4
+
+            page = opened("#view=analysis&layer=wide&unit=69")
+            top = [int(p) for p in run.analysis("wide")["top_index"][69] if p >= 0]
+            thumbs = page.locator(".thumb")
+            assert thumbs.count() == len(top) > 0
+            for i, p in enumerate(top):
+                assert thumbs.nth(i).locator("span").inner_text().startswith(f"#{p} ")
+                channel = layers["wide"][p][:, :, 69]  # beyond the mosaic's 64 channels
+                lo, hi = finite_range(channel)
+                assert_painted(thumbs.nth(i).locator("canvas"), channel, lo, hi)
+        finally:
+            browser.close()
+    assert problems == []

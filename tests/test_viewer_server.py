@@ -158,7 +158,8 @@ def test_bad_numbers_methods_and_broken_requests(viewer):
         json_error(body)
     # what http.client refuses to send: a NUL, a malformed request line, an endless one
     status, body = raw(
-        viewer, b"GET /assets/app.js\x00.png HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        viewer,
+        b"GET /assets/app.js\x00.png HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     assert status == 404
     json_error(body)
@@ -176,14 +177,19 @@ def test_requests_log_nothing_to_stderr(viewer, capfd):
     assert capfd.readouterr().err == ""
 
 
-def test_a_public_host_logs_a_warning(run_dir, caplog):
+def test_a_public_host_logs_a_warning_and_needs_the_token(run_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="pipeline.viewer"):
         server, thread, url = start([run_dir], "0.0.0.0", 0)
     try:
         warned = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warned) == 1 and "0.0.0.0" in warned[0].getMessage()
+        assert "token" in warned[0].getMessage()
         assert "--host 127.0.0.1" in warned[0].getMessage()
-        assert request(("127.0.0.1", urlsplit(url).port), "/api/runs")[0] == 200
+        parts = urlsplit(url)
+        assert parts.query == f"token={server.token}"
+        address = ("127.0.0.1", parts.port)
+        assert request(address, "/api/runs")[0] == 401
+        assert request(address, f"/api/runs?{parts.query}")[0] == 200
     finally:
         server.shutdown()
         server.server_close()
@@ -195,44 +201,99 @@ def test_a_public_host_logs_a_warning(run_dir, caplog):
     server.server_close()
     thread.join(10)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert server.token is None and "token" not in url
+
+
+class ServeProcess:
+    """``passage serve ARGS --port 0`` as a subprocess: the lines it logged up to its URL, the
+    URL, and ``stop()`` (Ctrl-C as in a terminal, then the exit status)."""
+
+    def __init__(self, *args: str) -> None:
+        # PYTHONFAULTHANDLER: a server that does not stop shows where its threads are (SIGABRT)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "serve", *args, "--port", "0"],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+            # Ctrl-C as in a terminal: a shell's background job (`make test &`) starts with
+            # SIGINT ignored, and a child Python then keeps ignoring it
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        self.lines: list[str] = []
+        self.url = ""
+        for line in self.proc.stderr:  # up to the line with the URL (or the end)
+            self.lines.append(line)
+            match = re.search(r"http://\S+", line)
+            if match:
+                self.url = match.group(0)
+                break
+        assert self.url, "".join(self.lines)
+        self.port = urlsplit(self.url).port
+
+    def stop(self) -> str:
+        """Ctrl-C; asserts a clean exit; what it logged after the URL."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            pytest.fail(f"passage serve ignored SIGINT for 30 s:\n{self.proc.stderr.read()}")
+        assert self.proc.returncode == 0
+        return self.proc.stderr.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stderr.close()
 
 
 def test_passage_serve_stops_on_ctrl_c(run_dir):
-    # PYTHONFAULTHANDLER: a server that does not stop shows where its threads are (SIGABRT)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "serve", str(run_dir), "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-        # Ctrl-C as in a terminal: a shell's background job (`make test &`) starts with
-        # SIGINT ignored, and a child Python then keeps ignoring it
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    serving = ServeProcess(str(run_dir))
     try:
-        line = proc.stderr.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        assert match, line
-        port = int(match.group(1))
-        status, _, body = request(("127.0.0.1", port), "/api/runs")
+        assert len(serving.lines) == 1
+        assert serving.url == f"http://127.0.0.1:{serving.port}/"
+        status, _, body = request(("127.0.0.1", serving.port), "/api/runs")
         assert status == 200 and orjson.loads(body)["runs"][0]["name"] == "run"
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGABRT)
-            pytest.fail(f"passage serve ignored SIGINT for 30 s:\n{proc.stderr.read()}")
-        assert proc.returncode == 0
-        rest = proc.stderr.read()
-        assert "Traceback" not in rest
+        assert "Traceback" not in serving.stop()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+        serving.close()
     with pytest.raises(ConnectionRefusedError):  # the port is free again
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        socket.create_connection(("127.0.0.1", serving.port), timeout=5).close()
+
+
+def test_passage_serve_token_flags(run_dir):
+    token = "flag-given-token-0123456789"
+    # -q: the URL is the way in, so it is logged even so
+    serving = ServeProcess("-q", str(run_dir), "--host", "0.0.0.0", "--token", token)
+    try:
+        assert "serving on 0.0.0.0" in serving.lines[0] and "token" in serving.lines[0]
+        assert serving.url == f"http://0.0.0.0:{serving.port}/?token={token}"
+        address = ("127.0.0.1", serving.port)
+        assert request(address, "/api/runs")[0] == 401
+        assert request(address, f"/api/runs?token={token}")[0] == 200
+        serving.stop()
+    finally:
+        serving.close()
+    serving = ServeProcess(str(run_dir), "--host", "0.0.0.0", "--no-token")
+    try:
+        assert len(serving.lines) == 2 and "without a token" in serving.lines[0]
+        assert serving.url == f"http://0.0.0.0:{serving.port}/"
+        assert request(("127.0.0.1", serving.port), "/api/runs")[0] == 200
+        serving.stop()
+    finally:
+        serving.close()
+
+
+def test_passage_serve_refuses_bad_token_flags(run_dir, capsys):
+    from pipeline.cli import main
+
+    for args in (["--token", "flag-given-token-0123456789", "--no-token"], ["--token", "short"]):
+        assert main(["serve", str(run_dir), "--port", "0", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "passage: error: --token" in err, err
 
 
 def test_passage_serve_refuses_a_folder_without_a_run(tmp_path, capsys):

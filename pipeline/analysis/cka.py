@@ -6,33 +6,39 @@ and Y (n, q), centered over the patterns, is
 
     CKA(X, Y) = ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F).
 
-Two accumulators give the full V x V matrix of a list of views, fed one block of patterns at a
-time, and merge exactly (so chunks can run in any order, in other processes, and resume from a
-saved ``state()``):
+Two accumulators give the full V x V matrix of a list of views. Both are partial results
+(``partial.Partial``): ``add`` takes one block of patterns of every view, ``merge`` another
+accumulator over other patterns, ``state()`` / ``from_state`` resume, ``result()`` is the
+matrix; so blocks can run in any order, in other processes, and resume from a saved state.
+``choose`` picks one of them by the views' widths:
 
 - ``ExactCka``: the count, per-view sums and every cross-product sum in feature space, centered
-  at the end; equals ``linear_cka`` on all the data. Its state is (sum p)^2 float64 values:
-  450 MB for the article's model (views of 3750, 2500 and 1250 features).
+  at the end; equals ``linear_cka`` on all the data (to float32 rounding of each block's
+  products, see the class). Its state is (sum p)^2 float64 values: 450 MB for the article's
+  model (views of 3750, 2500 and 1250 features).
 - ``MinibatchCka``: the unbiased estimator of Nguyen, Raghu & Kornblith 2021 (the mean over
   minibatches of Song et al.'s unbiased HSIC_1 between the views' linear Gram matrices), for
   views too wide for feature-space products. Its state is V x V.
 
 The accumulators assume finite data: the caller drops patterns holding NaN or Inf in any view
-before ``update``. A view with zero variance (constant over the patterns) gives NaN in its row
-and column, never a warning.
+before ``add``. A view with zero variance (constant over the patterns) gives NaN in its row
+and column, never a warning. Blocks of the wrong shape raise ``ShapeError``; a damaged saved
+state raises ``StoreError``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import numpy as np
 
-from ..errors import PatternError, StoreError
+from ..errors import ShapeError, StoreError
 
+# ``choose``: exact while every view has at most this many features and the exact state fits
 MAX_EXACT_FEATURES = 4096
-DEFAULT_BATCH_SIZE = 256
+MAX_STATE_BYTES = 1 << 30
+DEFAULT_BATCH_SIZE = 256  # patterns per minibatch of the minibatch estimator
 MIN_BATCH_ROWS = 4  # HSIC_1 divides by n(n-3) and (n-1)(n-2)
 _GRAM_COLUMNS = 16384  # columns of a minibatch view turned into float64 at a time
 _MERGE_ROWS = 1024  # rows of the cross-product matrix re-shifted at a time
@@ -43,7 +49,7 @@ def _rows(array: np.ndarray) -> np.ndarray:
     """One pattern per row: (n, *shape) -> (n, prod(shape)), without copying when possible."""
     array = np.asarray(array)
     if array.ndim == 0:
-        raise PatternError(
+        raise ShapeError(
             "a CKA view block must hold one row per pattern; received a scalar. "
             "Pass an array shaped (patterns, *output_shape)."
         )
@@ -84,7 +90,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     """
     xc, yc = (_rows(v).astype(np.float64) for v in (x, y))
     if xc.shape[0] != yc.shape[0] or xc.shape[0] == 0:
-        raise PatternError(
+        raise ShapeError(
             f"linear_cka needs two views of the same patterns; received {xc.shape[0]} and "
             f"{yc.shape[0]} rows. Pass the same patterns, in the same order, for both."
         )
@@ -144,45 +150,26 @@ def hsic1(k: np.ndarray, l: np.ndarray) -> float:  # noqa: E741 (the paper's nam
     k, l = np.asarray(k), np.asarray(l)  # noqa: E741
     n = k.shape[0]
     if k.shape != (n, n) or l.shape != (n, n) or n < MIN_BATCH_ROWS:
-        raise PatternError(
+        raise ShapeError(
             f"hsic1 needs two square Gram matrices of the same n >= {MIN_BATCH_ROWS}; received "
             f"shapes {k.shape} and {l.shape}. Pass K = X X^T and L = Y Y^T of the same patterns."
         )
     return float(_hsic1_matrix([_zero_diagonal(k), _zero_diagonal(l)])[0, 1])
 
 
-class CkaAccumulator(Protocol):
-    """What the analyze runner needs of a CKA accumulator over V views."""
-
-    method: str  # "exact" | "minibatch"
-
-    @property
-    def patterns(self) -> int: ...
-
-    def update(self, blocks: Sequence[np.ndarray]) -> None: ...
-
-    def merge(self, other: CkaAccumulator) -> None: ...
-
-    def matrix(self) -> np.ndarray: ...
-
-    def state(self) -> dict[str, np.ndarray]: ...
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, np.ndarray]) -> CkaAccumulator: ...
-
-
 def _check_blocks(blocks: Sequence[np.ndarray], views: int) -> list[np.ndarray]:
     """The blocks as (n, features) rows, checked: one per view, all with the same n."""
     if len(blocks) != views:
-        raise PatternError(
-            f"a CKA update needs one block per view: expected {views}, received {len(blocks)}. "
+        raise ShapeError(
+            f"a CKA accumulator takes one block per view: expected {views}, received "
+            f"{len(blocks)}. "
             "Pass the blocks of every view, in the accumulator's order."
         )
     rows = [_rows(b) for b in blocks]
     counts = {r.shape[0] for r in rows}
     if len(counts) > 1:
-        raise PatternError(
-            f"the blocks of one CKA update must hold the same patterns; received row counts "
+        raise ShapeError(
+            f"the blocks of one CKA add must hold the same patterns; received row counts "
             f"{[r.shape[0] for r in rows]}. Pass the same patterns for every view."
         )
     return rows
@@ -221,12 +208,19 @@ class ExactCka:
     Holds, in float64, the pattern count, the sums ``s`` and the cross-product sums
     ``S = sum z z^T`` of ``z``, a pattern's outputs of every view flattened and concatenated
     (``sum(feature_counts)`` values); the centered products ``S - s s^T / n`` are formed only
-    in ``matrix()``. Every view is first shifted by a fixed reference (see ``_reference``: the
+    in ``result()``. Every view is first shifted by a fixed reference (see ``_reference``: the
     first block's mean), so large means cost no precision and a constant view is exactly zero.
 
     Each block costs one ``Z^T Z`` (BLAS syrk) in float32 (``_PRODUCT_DTYPE``), added to the
-    float64 sums: 1.4x faster than float64 (the product alone 1.7x), and within 1e-7 of it.
-    Memory: the state is (sum p)^2 float64 values (7500 features: 450 MB), and an update
+    float64 sums: 1.4x faster than float64 (the product alone 1.7x). What is exact and what is
+    not: ``merge`` and ``state()`` / ``from_state`` are float64 arithmetic on the states (a
+    round trip is bit for bit; merges in any order agree to float64 rounding, ~1e-16), but each
+    block's ``z`` is rounded to float32 (relative error u = 2^-24) and its k-row product
+    summed in float32, so an entry of ``S`` carries up to (k u + 2u) sum |z_a z_b| of error
+    (the worst case; rounding errors mostly cancel, and CKA moves by about 1e-7 on
+    well-conditioned data). Two different cuts of the same patterns into blocks (or different
+    references, as after a merge) therefore agree to that error, not bit for bit.
+    Memory: the state is (sum p)^2 float64 values (7500 features: 450 MB), and an ``add``
     needs a float32 product of that size (225 MB) and the (n, sum p) float32 block.
     """
 
@@ -235,7 +229,7 @@ class ExactCka:
     def __init__(self, feature_counts: Sequence[int]) -> None:
         counts = [int(c) for c in feature_counts]
         if not counts or min(counts) < 1:
-            raise PatternError(
+            raise ShapeError(
                 f"ExactCka needs at least one view, each with at least one feature; received "
                 f"feature counts {counts}."
             )
@@ -255,13 +249,13 @@ class ExactCka:
     def _view_slice(self, view: int) -> slice:
         return slice(int(self._offsets[view]), int(self._offsets[view + 1]))
 
-    def update(self, blocks: Sequence[np.ndarray]) -> None:
+    def add(self, blocks: Sequence[np.ndarray]) -> None:
         """Add one block of patterns: one (n, *shape) array per view, the same n patterns."""
         rows = _check_blocks(blocks, len(self.feature_counts))
         for view, (block, expected) in enumerate(zip(rows, self.feature_counts, strict=True)):
             if block.shape[1] != expected:
-                raise PatternError(
-                    f"view {view} of a CKA update has {block.shape[1]} features per pattern; "
+                raise ShapeError(
+                    f"view {view} of a CKA block has {block.shape[1]} features per pattern; "
                     f"expected {expected}. Pass the views in the order the accumulator was made."
                 )
         n = rows[0].shape[0]
@@ -283,10 +277,12 @@ class ExactCka:
         self._products += shifted.T @ shifted  # numpy runs syrk for a matrix times its transpose
         self._count += n
 
-    def merge(self, other: CkaAccumulator) -> None:
-        """Add another accumulator's patterns (disjoint from ours), re-shifted to our reference."""
+    def merge(self, other: ExactCka) -> None:
+        """Add another accumulator's patterns (disjoint from ours), re-shifted to our reference:
+        float64 arithmetic on the two states, so merges in any order agree to float64
+        rounding."""
         if not isinstance(other, ExactCka) or other.feature_counts != self.feature_counts:
-            raise PatternError(
+            raise ShapeError(
                 f"only an exact CKA accumulator over the same views can merge into this one "
                 f"(feature counts {self.feature_counts}); received {other!r}."
             )
@@ -312,7 +308,7 @@ class ExactCka:
         self._sums += moved_sums
         self._count += other._count
 
-    def matrix(self) -> np.ndarray:
+    def result(self) -> np.ndarray:
         """The (V, V) CKA matrix: symmetric, 1 on the diagonal, NaN for a zero-variance view."""
         views = len(self.feature_counts)
         if self._count == 0:
@@ -384,7 +380,7 @@ class MinibatchCka:
 
     def __init__(self, n_views: int, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         if n_views < 1 or batch_size < MIN_BATCH_ROWS:
-            raise PatternError(
+            raise ShapeError(
                 f"MinibatchCka needs at least one view and a batch size of at least "
                 f"{MIN_BATCH_ROWS}; received {n_views} views, batch size {batch_size}."
             )
@@ -399,12 +395,12 @@ class MinibatchCka:
         """Patterns used in the minibatches so far."""
         return self._patterns
 
-    def update(self, blocks: Sequence[np.ndarray]) -> None:
+    def add(self, blocks: Sequence[np.ndarray]) -> None:
         """Add ONE minibatch: one (n, *shape) array per view, the same n >= 4 patterns."""
         rows = _check_blocks(blocks, self.n_views)
         n = rows[0].shape[0]
         if n < MIN_BATCH_ROWS:
-            raise PatternError(
+            raise ShapeError(
                 f"a CKA minibatch needs at least {MIN_BATCH_ROWS} patterns; received {n}. "
                 "Leave a shorter tail out (or join it to the previous minibatch)."
             )
@@ -417,10 +413,10 @@ class MinibatchCka:
         self.batches += 1
         self._patterns += n
 
-    def merge(self, other: CkaAccumulator) -> None:
+    def merge(self, other: MinibatchCka) -> None:
         """Add another accumulator's minibatches."""
         if not isinstance(other, MinibatchCka) or other.n_views != self.n_views:
-            raise PatternError(
+            raise ShapeError(
                 f"only a minibatch CKA accumulator over {self.n_views} views can merge into this "
                 f"one; received {other!r}."
             )
@@ -428,7 +424,7 @@ class MinibatchCka:
         self.batches += other.batches
         self._patterns += other._patterns
 
-    def matrix(self) -> np.ndarray:
+    def result(self) -> np.ndarray:
         """The (V, V) CKA matrix: symmetric, 1 on the diagonal, NaN where a view's mean HSIC_1
         is not positive (zero variance in every minibatch, or no minibatch yet). Off the
         diagonal it is an estimate: a little below 0 or above 1 is possible and left as is."""
@@ -469,11 +465,14 @@ def choose(
     feature_counts: Sequence[int],
     max_exact: int = MAX_EXACT_FEATURES,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    max_state_bytes: int = MAX_STATE_BYTES,
 ) -> ExactCka | MinibatchCka:
-    """The exact accumulator when every view has at most ``max_exact`` features, else the
-    minibatch one (the caller then feeds it consecutive minibatches of ``batch_size``)."""
+    """The accumulator for views of ``feature_counts`` features: the exact one when every view
+    has at most ``max_exact`` features and its state, (sum of the counts)^2 float64 values,
+    fits ``max_state_bytes``; else the minibatch one (the caller then feeds it consecutive
+    minibatches of ``batch_size`` patterns)."""
     counts = [int(c) for c in feature_counts]
-    if counts and max(counts) <= max_exact:
+    if counts and max(counts) <= max_exact and sum(counts) ** 2 * 8 <= max_state_bytes:
         return ExactCka(counts)
     return MinibatchCka(len(counts), batch_size)
 

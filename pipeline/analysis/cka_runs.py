@@ -1,12 +1,12 @@
 """CKA over a run's files: layers x layers (per epoch), each layer over the epochs against the
-last one (training runs), and this run's layers x another run's (``--against``).
+last one (training runs), and this run's layers x another run's (``against``).
 
 Views (one layer at one epoch of one run) are read chunk by chunk over the same patterns and
-fed to the accumulators of ``cka.py``: exact when every view has at most ``MAX_EXACT``
-features (and the exact state fits ``STATE_BYTES``), else the unbiased minibatch estimator over
-consecutive batches of ``BATCH`` patterns. Patterns holding NaN or infinity in any view are
-left out and counted (``excluded``). CKA results are not resumed piece by piece: an analysis
-interrupted during CKA computes it again.
+fed to the accumulator ``cka.choose`` picks: exact when every view has at most
+``cka.MAX_EXACT_FEATURES`` features and the exact state fits ``cka.MAX_STATE_BYTES``, else the
+unbiased minibatch estimator over consecutive batches of ``cka.DEFAULT_BATCH_SIZE`` patterns.
+Patterns holding NaN or infinity in any view are left out and counted (``excluded``). CKA
+results are not resumed piece by piece: an analysis interrupted during CKA computes it again.
 """
 
 from __future__ import annotations
@@ -21,16 +21,21 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..store import Run
 from ..store import analysis_files as files
-from .cka import ExactCka, MinibatchCka, centered_gram, gram_cka
-from .plan import complete_prefix, digest, entries_digest, uniform, used_entries
+from .cka import (
+    DEFAULT_BATCH_SIZE,
+    MAX_EXACT_FEATURES,
+    MIN_BATCH_ROWS,
+    ExactCka,
+    centered_gram,
+    choose,
+    gram_cka,
+)
+from .pieces import complete_prefix, digest, entries_digest, uniform, used_entries
 from .report import AnalysisReport
 from .tasks import read_rows
 
 log = logging.getLogger(__name__)
 
-MAX_EXACT = 4096
-BATCH = 256
-STATE_BYTES = 1 << 30
 # Few patterns (a training run's watched ones): exact CKA from the n x n Gram matrices of the
 # views held in memory, far cheaper than feature-space products of (total features)^2.
 GRAM_PATTERNS = 2048
@@ -51,8 +56,8 @@ def _views_key(views: Sequence[View], stop: int) -> str:
             (str(r.path), name, ep, entries_digest(used_entries(r, name, ep, stop), stop))
             for r, name, ep in views
         ],
-        MAX_EXACT,
-        BATCH,
+        MAX_EXACT_FEATURES,
+        DEFAULT_BATCH_SIZE,
     )
 
 
@@ -67,8 +72,9 @@ def compute(views: Sequence[View], stop: int, desc: str, quiet: bool) -> dict[st
     feats = [_features(*v) for v in views]
     if stop <= GRAM_PATTERNS and stop * sum(feats) * 8 <= GRAM_BYTES:
         return _from_grams(views, stop)
-    exact = max(feats) <= MAX_EXACT and sum(feats) ** 2 * 8 <= STATE_BYTES
-    acc: ExactCka | MinibatchCka = ExactCka(feats) if exact else MinibatchCka(len(views), BATCH)
+    acc = choose(feats)
+    exact = isinstance(acc, ExactCka)
+    batch = 0 if exact else acc.batch_size
     excluded = 0
     waiting: list[list[np.ndarray]] = [[] for _ in views]
     held = 0
@@ -81,22 +87,22 @@ def compute(views: Sequence[View], stop: int, desc: str, quiet: bool) -> dict[st
             blocks = [blk[finite] for blk in blocks]
         if exact:
             if blocks[0].shape[0]:
-                acc.update(blocks)
+                acc.add(blocks)
             continue
         for i, blk in enumerate(blocks):
             waiting[i].append(blk)
         held += blocks[0].shape[0]
-        while held >= BATCH:
+        while held >= batch:
             joined = [np.concatenate(w) for w in waiting]
-            acc.update([j[:BATCH] for j in joined])
-            waiting = [[j[BATCH:]] for j in joined]
-            held -= BATCH
-    if not exact and held >= 4:  # the last, shorter batch still gives an unbiased estimate
-        acc.update([np.concatenate(w) for w in waiting])
+            acc.add([j[:batch] for j in joined])
+            waiting = [[j[batch:]] for j in joined]
+            held -= batch
+    if not exact and held >= MIN_BATCH_ROWS:  # a last, shorter batch is still unbiased
+        acc.add([np.concatenate(w) for w in waiting])
     return {
-        "matrix": acc.matrix(),
+        "matrix": acc.result(),
         "method": np.array(acc.method),
-        "batch_size": np.array(0 if exact else BATCH),
+        "batch_size": np.array(batch),
         "patterns": np.array(acc.patterns),
         "excluded": np.array(excluded),
     }
@@ -199,10 +205,10 @@ def against_runs(
     theirs = (other.info.get("identity") or {}).get("patterns")
     if run.num_patterns != other.num_patterns or (mine and theirs and mine != theirs):
         raise ConfigError(
-            f"--against: expected a run over the same patterns as {run.path} "
+            f"against: expected a run over the same patterns as {run.path} "
             f"({run.num_patterns} from {run.info.get('patterns')!r}), received {other.path} "
             f"({other.num_patterns} from {other.info.get('patterns')!r}); capture the other "
-            "model with the same --patterns"
+            "model with the same patterns"
         )
     other_ep = other.epochs[-1] if other.epochs else None
     stop = min(report.prefix.get(epoch, 0), complete_prefix(other, other_ep))

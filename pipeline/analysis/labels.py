@@ -1,4 +1,4 @@
-"""The class of each pattern: from ``--labels FILE.npy``, or the labels a training run recorded
+"""The class of each pattern: from a ``.npy`` file (``labels=``, ``--labels``), or the labels a training run recorded
 for its watched patterns (``run.json`` ``watch.labels``)."""
 
 from __future__ import annotations
@@ -28,22 +28,20 @@ def load(path: str | Path, count: int) -> np.ndarray:
     try:
         arr = np.load(p, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
-        raise ConfigError(f"--labels: file not found: {p}") from None
+        raise ConfigError(f"labels: file not found: {p}") from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"--labels: expected a .npy file of integers, {p} is not ({exc})"
-        ) from None
+        raise ConfigError(f"labels: expected a .npy file of integers, {p} is not ({exc})") from None
     if arr.ndim == 2 and arr.shape[1] > 1:  # one-hot rows
         arr = np.asarray(arr).argmax(axis=1)
     arr = np.asarray(arr).reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else np.asarray(arr)
     if arr.ndim != 1 or (arr.dtype.kind not in "biu" and not _integral(arr)):
         raise ConfigError(
-            f"--labels: expected one integer per pattern (shape ({count},)), received shape "
+            f"labels: expected one integer per pattern (shape ({count},)), received shape "
             f"{arr.shape} of {arr.dtype} in {p}"
         )
     if arr.shape[0] < count:
         raise ConfigError(
-            f"--labels: expected {count} labels (one per pattern of the run), received "
+            f"labels: expected {count} labels (one per pattern of the run), received "
             f"{arr.shape[0]} in {p}"
         )
     return arr[:count].astype(np.int64)

@@ -1,10 +1,12 @@
 """What one layer does over many patterns, as a mergeable partial result (pure numpy).
 
-``LayerReduction`` takes a layer's chunks of patterns in any order (``add``), merges with
-another reduction of disjoint patterns (``merge``), round-trips through ``state()`` /
-``from_state`` (the runner stores partial results to resume), and ``result()`` gives the
-documented arrays. Everything is over the finite values: NaN and infinities are left out and
-counted (``nonfinite``).
+``LayerReduction`` speaks ``partial.Partial``'s verbs: it takes a layer's chunks of patterns
+in any order (``add``), merges with another reduction of disjoint patterns (``merge``),
+round-trips through ``state()`` / ``from_state`` (the runner stores partial results to resume),
+and ``result()`` gives the documented arrays. Everything is over the finite values: NaN and
+infinities are left out and counted (``nonfinite``). Counts, extremes, histogram counts and
+top K merge exactly; means and variances of other cuts of the same patterns agree to the
+float32 rounding of each block's sums (the merge itself is float64).
 
 Speed: a chunk is walked in blocks of about 1 MiB so that the ten passes each statistic needs
 run from the CPU cache, not from memory. A chunk whose manifest line says it holds no NaN or
@@ -15,12 +17,14 @@ a unit whose mean is large against its spread keeps its digits.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import topk
 from .histogram import BINS, Binner, count_indices, value_range
+from .partial import Chunk
+from .topk import TopK
 
 BLOCK_BYTES = 1 << 20
 
@@ -32,7 +36,8 @@ def channels_of(shape: tuple[int, ...]) -> int:
 
 @dataclass
 class Moments:
-    """Count, mean and sum of squared deviations per element (float64), mergeable."""
+    """Count, mean and sum of squared deviations per element (float64): a building block of
+    ``LayerReduction`` that merges (its chunks' sums are taken by the reduction's fused loop)."""
 
     count: np.ndarray
     mean: np.ndarray
@@ -42,14 +47,14 @@ class Moments:
     def zeros(cls, shape: tuple[int, ...]) -> Moments:
         return cls(np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape))
 
-    def merge(self, count: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
-        """Chan et al.'s pairwise update with another part's (count, mean, m2)."""
-        total = self.count + count
+    def merge(self, other: Moments) -> None:
+        """Chan et al.'s pairwise update with another part's moments (disjoint values)."""
+        total = self.count + other.count
         with np.errstate(invalid="ignore", divide="ignore"):
-            delta = mean - self.mean
-            frac = np.where(total > 0, count / np.maximum(total, 1), 0.0)
+            delta = other.mean - self.mean
+            frac = np.where(total > 0, other.count / np.maximum(total, 1), 0.0)
             self.mean = self.mean + delta * frac
-            self.m2 = self.m2 + m2 + delta * delta * self.count * frac
+            self.m2 = self.m2 + other.m2 + delta * delta * self.count * frac
         self.count = total
 
 
@@ -71,7 +76,7 @@ class LayerReduction:
     positive: np.ndarray = field(init=False)
     chan_positive: np.ndarray = field(init=False)
     hist: np.ndarray = field(init=False)
-    top: tuple[np.ndarray, np.ndarray] = field(init=False)
+    top: TopK = field(init=False)
     class_count: np.ndarray = field(init=False)
     class_sum: np.ndarray = field(init=False)
 
@@ -85,7 +90,7 @@ class LayerReduction:
         self.positive = np.zeros(self.shape, np.int64)
         self.chan_positive = np.zeros(c, np.int64)
         self.hist = np.zeros(BINS, np.int64)
-        self.top = topk.empty(c, self.k)
+        self.top = TopK.empty(c, self.k)
         n_cls = 0 if self.classes is None else len(self.classes)
         self.class_count = np.zeros((n_cls, c), np.int64)
         self.class_sum = np.zeros((n_cls, c))
@@ -96,28 +101,23 @@ class LayerReduction:
         return int(np.prod(self.shape, dtype=np.int64))
 
     # -- adding data --------------------------------------------------------------------------
-    def add(
-        self,
-        chunk: np.ndarray,
-        first: int,
-        labels: np.ndarray | None = None,
-        clean: bool = False,
-    ) -> None:
-        """Add patterns ``first .. first + len(chunk)`` (``chunk`` shaped (n, *shape)).
-        ``clean``: the chunk is known to hold only finite values (its manifest line says so);
-        ``labels``: one class value per pattern of the chunk."""
-        n = chunk.shape[0]
+    def add(self, chunk: Chunk) -> None:
+        """Add patterns ``chunk.first .. chunk.first + n - 1`` (``chunk.values`` shaped
+        (n, *shape)); ``chunk.clean``: known to hold only finite values, the fast path;
+        ``chunk.labels``: one class value per pattern of the chunk."""
+        values = np.asarray(chunk.values)
+        n = values.shape[0]
         if n == 0:
             return
-        flat = chunk.reshape(n, -1)
+        flat = values.reshape(n, -1)
         if flat.dtype != np.float32:
             flat = flat.astype(np.float32)
-        if not clean and not np.isfinite(flat).all():
+        if not chunk.clean and not np.isfinite(flat).all():
             act = self._add_masked(flat)
         else:
             act = self._add_clean(flat)
         self.patterns += n
-        self._add_channels(act, first, labels)
+        self._add_channels(act, chunk.first, chunk.labels)
 
     def _add_clean(self, flat: np.ndarray) -> np.ndarray:
         n, f = flat.shape
@@ -179,7 +179,11 @@ class LayerReduction:
             dmean = np.where(count > 0, s1 / np.maximum(count, 1), 0.0)
             m2 = np.maximum(s2 - count * dmean * dmean, 0.0)
         self.elem.merge(
-            count.reshape(self.shape), (shift + dmean).reshape(self.shape), m2.reshape(self.shape)
+            Moments(
+                count.reshape(self.shape),
+                (shift + dmean).reshape(self.shape),
+                m2.reshape(self.shape),
+            )
         )
 
     def _channel_means(self, flat: np.ndarray, ok: np.ndarray | None) -> np.ndarray:
@@ -202,9 +206,9 @@ class LayerReduction:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(count > 0, vals.sum(axis=0) / np.maximum(count, 1), 0.0)
         m2 = np.where(ok, (act - mean) ** 2, 0.0).sum(axis=0)
-        self.chan.merge(count.astype(np.int64), mean, m2)
+        self.chan.merge(Moments(count.astype(np.int64), mean, m2))
         self.chan_positive += np.count_nonzero(ok & (vals > 0), axis=0)
-        self.top = topk.add_chunk(self.top, act, first)
+        self.top.add(Chunk(act, first))
         if labels is not None and self.classes is not None and len(self.classes):
             where = np.searchsorted(self.classes, labels)
             for j in np.unique(where):
@@ -217,14 +221,14 @@ class LayerReduction:
         """Add another reduction of the same layer over disjoint patterns."""
         self.patterns += other.patterns
         self.nonfinite += other.nonfinite
-        self.elem.merge(other.elem.count, other.elem.mean, other.elem.m2)
-        self.chan.merge(other.chan.count, other.chan.mean, other.chan.m2)
+        self.elem.merge(other.elem)
+        self.chan.merge(other.chan)
         np.minimum(self.minimum, other.minimum, out=self.minimum)
         np.maximum(self.maximum, other.maximum, out=self.maximum)
         self.positive += other.positive
         self.chan_positive += other.chan_positive
         self.hist += other.hist
-        self.top = topk.merge(self.top, other.top)
+        self.top.merge(other.top)
         self.class_count += other.class_count
         self.class_sum += other.class_sum
 
@@ -244,7 +248,7 @@ class LayerReduction:
         for part in ("elem", "chan"):
             m = getattr(self, part)
             out.update({f"{part}_count": m.count, f"{part}_mean": m.mean, f"{part}_m2": m.m2})
-        out["top_value"], out["top_index"] = self.top
+        out.update(self.top.state())
         out["shape"] = np.array(self.shape, np.int64)
         out["range"] = np.array(
             [np.nan if self.lo is None else self.lo, np.nan if self.hi is None else self.hi]
@@ -255,7 +259,7 @@ class LayerReduction:
         return out
 
     @classmethod
-    def from_state(cls, state: dict[str, np.ndarray]) -> LayerReduction:
+    def from_state(cls, state: Mapping[str, np.ndarray]) -> LayerReduction:
         lo, hi = (None if np.isnan(v) else float(v) for v in state["range"])
         patterns, nonfinite, k = (int(v) for v in state["counts"])
         classes = state["classes"] if bool(state["has_classes"]) else None
@@ -272,7 +276,7 @@ class LayerReduction:
                     np.array(state[f"{part}_m2"]),
                 ),
             )
-        red.top = (np.array(state["top_value"]), np.array(state["top_index"]))
+        red.top = TopK.from_state(state)
         red.patterns, red.nonfinite = patterns, nonfinite
         return red
 
@@ -304,9 +308,7 @@ class LayerReduction:
             out["dead"] = any_seen & (np.where(seen.reshape(-1, c), peak, -np.inf).max(axis=0) <= 0)
             out["hist_edges"] = self._binner.edges.copy()
             out["hist_counts"] = self.hist.copy()
-            values, index = self.top
-            out["top_index"] = index.copy()
-            out["top_value"] = np.where(index >= 0, values, np.nan)
+            out.update(self.top.result())
             if self.classes is not None:
                 out["classes"] = np.asarray(self.classes, np.int64).copy()
                 out["class_channel_mean"] = np.where(

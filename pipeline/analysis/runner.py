@@ -1,4 +1,5 @@
-"""``analyze(run, ...)``: every layer's statistics, the CKA matrices and the pictures.
+"""``analyze(run, ...)``: every layer's statistics, the CKA matrices, and the pictures (drawn by
+``rendering.analysis``).
 
 The run's lock is held for the whole analysis: a run still being captured is refused (its
 capture holds the lock), and a capture cannot start while analyze writes. A run whose capture
@@ -29,9 +30,9 @@ from ..store import Run, open_run
 from ..store import analysis_files as files
 from ..store.lock import RunLock
 from . import labels as labelmod
-from . import plan
+from . import pieces
 from .cka_runs import against_runs, epochs_cka, layers_cka
-from .plan import LayerJob, Piece, complete_prefix, digest, layer_job
+from .pieces import LayerJob, Piece, complete_prefix, digest, layer_job
 from .reductions import LayerReduction
 from .report import AnalysisReport
 from .tasks import Settings, new_reduction, partial_path, reduce_piece
@@ -50,12 +51,10 @@ def resolve_epochs(run: Run, epoch: int | str | None) -> list[int | None]:
     try:
         wanted = int(epoch)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"--epoch: expected an epoch number or 'all', received {epoch!r}"
-        ) from None
+        raise ConfigError(f"epoch: expected an epoch number or 'all', received {epoch!r}") from None
     if wanted not in recorded:
         shown = "none (a batch run)" if recorded == [None] else str(recorded)
-        raise ConfigError(f"--epoch: epoch {wanted} is not in run {run.path}; recorded: {shown}")
+        raise ConfigError(f"epoch: {wanted} is not in run {run.path}; recorded: {shown}")
     return [wanted]
 
 
@@ -77,7 +76,7 @@ def analyze(
     where the pieces are reduced (default: processes here; ``pipeline.distributed`` for a
     cluster, whose workers must see the run at the same path)."""
     if top < 1:
-        raise ConfigError(f"--top: expected K >= 1, received {top}")
+        raise ConfigError(f"top: expected K >= 1 patterns per channel, received {top}")
     run = run if isinstance(run, Run) else open_run(run)  # a clear error before any lock file
     lock = RunLock(run.path)
     lock.acquire()
@@ -135,17 +134,17 @@ def _analyze(
     settings = Settings(top, labels, classes)
     how = digest(top, None if labels is None else digest(labels.tobytes()))
     for name in run.layers:
-        if not all(plan.uniform(run, name, ep) for ep in epochs):
+        if not all(pieces.uniform(run, name, ep) for ep in epochs):
             log.warning(
                 "layer %r is left out: its outputs change shape from file to file (a free "
                 "size); analyze needs one shape per layer",
                 name,
             )
     jobs = [
-        layer_job(run, name, ep, report.prefix[ep], how, plan.piece_bytes())
+        layer_job(run, name, ep, report.prefix[ep], how, pieces.piece_bytes())
         for ep in epochs
         for name in run.layers
-        if report.prefix[ep] > 0 and plan.uniform(run, name, ep)
+        if report.prefix[ep] > 0 and pieces.uniform(run, name, ep)
     ]
     index = files.read_index(run.path)
     todo = [job for job in jobs if not _up_to_date(run, index, job)]
@@ -158,10 +157,10 @@ def _analyze(
             epochs_cka(run, epochs, report, index, quiet)
         if against:
             against_runs(run, open_run(against), epochs[-1], report, index, quiet)
-    if pictures:
-        from .sheets import draw_all
+    if pictures:  # drawing is render's: analyze only computes and stores arrays
+        from ..rendering.analysis import draw_all
 
-        draw_all(run, epochs, report, class_names, max_channels, cmap, quiet)
+        report.pictures += draw_all(run, epochs, class_names, max_channels, cmap, quiet)
     return report
 
 

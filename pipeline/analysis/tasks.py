@@ -16,7 +16,8 @@ import numpy as np
 from ..store import Run
 from ..store import analysis_files as files
 from ..store.cached import cached_run
-from .plan import LayerJob, Piece
+from .partial import Chunk
+from .pieces import LayerJob, Piece
 from .reductions import LayerReduction
 
 
@@ -51,7 +52,7 @@ def reduce_piece(
         labels = None
         if settings.labels is not None:
             labels = settings.labels[entry.first : entry.first + rows]
-        red.add(arr[:rows], entry.first, labels, clean=entry.nonfinite == 0)
+        red.add(Chunk(arr[:rows], entry.first, labels, clean=entry.nonfinite == 0))
         del arr
     path = partial_path(run_path, piece)
     files.write_arrays(path, red.state())

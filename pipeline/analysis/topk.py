@@ -1,14 +1,19 @@
-"""Top K patterns per channel, merged chunk by chunk (pure numpy).
+"""Top K patterns per channel, a mergeable partial result (pure numpy; see ``partial.py``).
 
-Kept as ``(values, indices)`` arrays of shape (C, K), highest value first, ties to the lower
-pattern index; an empty slot is value ``-inf`` and index -1 (fewer than K patterns seen).
-Merging two such results, or a result and a chunk, gives the top K of the union: the order
-in which chunks arrive does not matter.
+``TopK`` keeps ``values`` and ``indices`` arrays of shape (C, K), highest value first, ties to
+the lower pattern index; an empty slot is value ``-inf`` and index -1 (fewer than K patterns
+seen). Adding a chunk of channel activations or merging another ``TopK`` gives the top K of
+the union: exactly, whatever the order in which chunks arrive.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
+
+from .partial import Chunk
 
 EMPTY = -1
 
@@ -46,24 +51,54 @@ def best(values: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, n
     return top_v, top_i
 
 
-def add_chunk(
-    top: tuple[np.ndarray, np.ndarray], activations: np.ndarray, first: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``top`` updated with a chunk's channel activations (n, C) of patterns first..first+n."""
-    values, indices = top
-    n, channels = activations.shape
-    idx = np.broadcast_to(np.arange(first, first + n, dtype=np.int64), (channels, n))
-    return best(
-        np.concatenate([values, activations.T], axis=1),
-        np.concatenate([indices, idx], axis=1),
-        values.shape[1],
-    )
+@dataclass
+class TopK:
+    """The K patterns with the highest activation of each channel (see the module docstring)."""
 
+    values: np.ndarray  # (C, K) float64
+    indices: np.ndarray  # (C, K) int64, -1 for an empty slot
 
-def merge(
-    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The top K of two results over disjoint patterns."""
-    return best(
-        np.concatenate([a[0], b[0]], axis=1), np.concatenate([a[1], b[1]], axis=1), a[0].shape[1]
-    )
+    @classmethod
+    def empty(cls, channels: int, k: int) -> TopK:
+        """No pattern seen yet: every slot empty."""
+        return cls(*empty(channels, k))
+
+    @property
+    def k(self) -> int:
+        return int(self.values.shape[1])
+
+    def add(self, chunk: Chunk) -> None:
+        """Take a chunk's channel activations, ``chunk.values`` shaped (n, C), of patterns
+        ``chunk.first .. chunk.first + n - 1``."""
+        activations = np.asarray(chunk.values)
+        n, channels = activations.shape
+        idx = np.broadcast_to(
+            np.arange(chunk.first, chunk.first + n, dtype=np.int64), (channels, n)
+        )
+        self.values, self.indices = best(
+            np.concatenate([self.values, activations.T], axis=1),
+            np.concatenate([self.indices, idx], axis=1),
+            self.k,
+        )
+
+    def merge(self, other: TopK) -> None:
+        """Take another top K over disjoint patterns."""
+        self.values, self.indices = best(
+            np.concatenate([self.values, other.values], axis=1),
+            np.concatenate([self.indices, other.indices], axis=1),
+            self.k,
+        )
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"top_value": self.values.copy(), "top_index": self.indices.copy()}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, np.ndarray]) -> TopK:
+        return cls(np.array(state["top_value"], np.float64), np.array(state["top_index"], np.int64))
+
+    def result(self) -> dict[str, np.ndarray]:
+        """``top_index`` (-1 for an empty slot) and ``top_value`` (NaN for an empty slot)."""
+        return {
+            "top_index": self.indices.copy(),
+            "top_value": np.where(self.indices >= 0, self.values, np.nan),
+        }

@@ -40,11 +40,13 @@ def parse_address(text: str) -> Address:
         if not count:
             return Address(None, os.cpu_count() or 1)
         if not count.isdigit() or int(count) < 1:
-            raise ConfigError(f"--dask: {hint}; received {text!r} (N must be a whole number >= 1)")
+            raise ConfigError(
+                f"dask address: {hint}; received {text!r} (N must be a whole number >= 1)"
+            )
         return Address(None, int(count))
     scheme, sep, rest = value.partition("://")
     if not sep:
         scheme, rest = "tcp", value
     if scheme not in SCHEMES or not rest or (scheme != "inproc" and not _HOST_PORT.match(rest)):
-        raise ConfigError(f"--dask: {hint}; received {text!r}")
+        raise ConfigError(f"dask address: {hint}; received {text!r}")
     return Address(f"{scheme}://{rest}")

@@ -22,8 +22,8 @@ from ..capturing.stream import CapturePlan, capture_model, pattern_bytes, progre
 from ..config import Config
 from ..errors import ConfigError
 from ..store import Run, RunWriter
+from .capture_tasks import WorkerSpec, absolute_spec, batches_per_task, cut_tasks
 from .cluster import DaskPool
-from .plan import WorkerSpec, absolute_spec, batches_per_task, cut_tasks
 from .worker import TaskResult, capture_task, warm_up
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,13 @@ def check_capture(config: Config) -> None:
     c = config.capture
     if config.train is not None:
         raise ConfigError(
-            "--dask: training runs stay on one machine (model.fit is not cut into tasks); "
-            "drop --dask, or capture the watched patterns in batch mode on the cluster"
+            "dask: training runs stay on one machine (model.fit is not cut into tasks); "
+            "train without a Dask cluster, or capture the watched patterns in batch mode on it"
         )
     generated = [p.strip() for p in c.patterns.split(",") if is_generator_spec(p.strip())]
     if generated:
         raise ConfigError(
-            f"--dask: patterns {generated[0]!r} come from a generator, which only this process "
+            f"dask: patterns {generated[0]!r} come from a generator, which only this process "
             "can run; expected random:N[:SEED], an .npy/.npz file or an image folder that "
             "every worker can read (save the generator's patterns with np.save first)"
         )
@@ -78,9 +78,9 @@ class DaskRunner:
         in_memory = str(plan.run.info.get("model", "")).startswith("<in-memory")
         if "array" in kinds or "generator" in kinds or in_memory:
             raise ConfigError(
-                "--dask: in-memory models and patterns cannot reach the workers; expected "
-                "specs every worker can read: --model file.keras|module:function|builtin:NAME "
-                "and --patterns random:N, file.npy, file.npz or an image folder"
+                "dask: in-memory models and patterns cannot reach the workers; expected "
+                "specs every worker can read: model file.keras|module:function|builtin:NAME "
+                "and patterns random:N, file.npy, file.npz or an image folder"
             )
         spec = worker_spec(plan, writer)
         per_task = batches_per_task(batch_bytes(plan), self.per_task)

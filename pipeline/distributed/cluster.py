@@ -139,7 +139,7 @@ def connect(address: str | Address, timeout: float = 10.0) -> Iterator[DaskPool]
         from distributed import Client, LocalCluster
     except ImportError as exc:  # pragma: no cover - distributed is a dependency
         raise DistributedError(
-            f"--dask needs the `distributed` package ({exc}); pip install distributed"
+            f"a Dask cluster needs the `distributed` package ({exc}); pip install distributed"
         ) from exc
     with contextlib.ExitStack() as stack:
         stack.enter_context(quiet_dask())

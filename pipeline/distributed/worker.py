@@ -28,9 +28,9 @@ from ..capturing.probe import Probe, layer_infos
 from ..capturing.stream import pass_batches
 from ..errors import SpecError
 from ..store import EntryList, ManifestEntry, QueuedWriter
-from ..store.data_files import DataFiles
+from ..store.chunk_files import DataFiles
 from ..store.files import FileWriter
-from .plan import CaptureTask, WorkerSpec
+from .capture_tasks import CaptureTask, WorkerSpec
 
 log = logging.getLogger(__name__)
 

@@ -60,6 +60,25 @@ def draw_grids(
     )
 
 
+def _indices(run: Run, patterns: str | Sequence[int]) -> list[int]:
+    """``patterns`` parsed; empty: every pattern the manifest holds data for. A run.json count
+    beyond those (an unfinished capture, a damaged count) is one warning, never a plan."""
+    if not isinstance(patterns, str):
+        return list(patterns)
+    if patterns.strip():
+        return layout.parse_indices(patterns, run.num_patterns)
+    held = run.patterns_in_manifest
+    if run.num_patterns > held:
+        log.warning(
+            "run.json of %s counts %d pattern(s), its manifest holds data for %d: drawing "
+            "those (rerun an unfinished capture to resume it)",
+            run.path,
+            run.num_patterns,
+            held,
+        )
+    return list(range(min(run.num_patterns, held)))
+
+
 def render(
     run_or_path: Run | str | Path,
     out: str | Path | None = None,
@@ -84,10 +103,10 @@ def render(
 
     if cmap not in matplotlib.colormaps:
         raise RenderError(
-            f"--cmap: unknown colormap {cmap!r}; expected a matplotlib colormap name such as viridis"
+            f"cmap: unknown colormap {cmap!r}; expected a matplotlib colormap name such as viridis"
         )
     if scale not in ("layer", "channel"):
-        raise RenderError(f"--scale: expected 'layer' or 'channel', received {scale!r}")
+        raise RenderError(f"scale: expected 'layer' or 'channel', received {scale!r}")
     run = run_or_path if isinstance(run_or_path, Run) else open_run(run_or_path)
     out_dir = Path(out) if out else run.path / "render"
     if pool is not None and pool.remote:
@@ -96,11 +115,6 @@ def render(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RenderError(f"cannot create the output folder {out_dir}: {exc.strerror}") from exc
-    indices = (
-        layout.parse_indices(patterns, run.num_patterns)
-        if isinstance(patterns, str)
-        else list(patterns)
-    )
     opts = GridOptions(
         rows=grid[0],
         cols=grid[1],
@@ -120,6 +134,7 @@ def render(
     epochs = run.epochs
     if not epochs:
         raise RenderError(f"run {run.path} holds no captured data yet; run `passage capture` first")
+    indices = _indices(run, patterns)
     last = epochs[-1]
     if run.is_training:
         from .training.epochs import complete_keys

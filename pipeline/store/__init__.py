@@ -2,7 +2,7 @@
 
 from .manifest import MANIFEST, METRICS, RUN_JSON, SCHEMA_VERSION, ManifestEntry, read_manifest
 from .queued import EntryList, QueuedWriter
-from .reader import InputRecord, LayerRecord, Run, open_run
+from .reader import CkaMatrix, InputRecord, LayerRecord, Run, open_run
 from .writer import RunWriter
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "METRICS",
     "RUN_JSON",
     "SCHEMA_VERSION",
+    "CkaMatrix",
     "InputRecord",
     "LayerRecord",
     "ManifestEntry",

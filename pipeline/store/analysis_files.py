@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 
 from ..errors import NotInRunError, StoreError
-from .disk import atomic_write_bytes
+from .atomic import atomic_write_bytes
 from .naming import epoch_dir
 
 ANALYSIS = "analysis"

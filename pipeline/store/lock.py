@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 
 from ..errors import RunLockedError
-from .disk import disk_error
+from .atomic import disk_error
 
 log = logging.getLogger(__name__)
 

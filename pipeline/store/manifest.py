@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 
 from ..errors import StoreError
-from .fields import refuse
+from .json_checks import refuse
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .data_files import DataFiles
+from .chunk_files import DataFiles
 from .files import ALIGN, BufferPool
-from .filling import Filling, Item, Preparer
 from .manifest import ManifestEntry
+from .parallel_fill import Filling, Item, Preparer
 from .prepare import stored_dtype
 
 

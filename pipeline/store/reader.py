@@ -30,6 +30,27 @@ class Damage:
     detail: str
 
 
+@dataclass(frozen=True)
+class CkaMatrix:
+    """Linear CKA between every pair of a run's layers, as ``passage analyze`` stored it
+    (``Run.cka``): ``matrix[i, j]`` compares ``layers[i]`` and ``layers[j]`` at ``epoch`` over
+    ``patterns`` patterns (``excluded`` more left out for NaN/Inf); ``method`` is "exact" or
+    "minibatch" (then ``batch_size`` patterns per minibatch, else 0). A field the file does
+    not hold (written by an older version) is None."""
+
+    layers: list[str]
+    matrix: np.ndarray
+    epoch: int | None
+    method: str | None
+    patterns: int | None
+    excluded: int | None
+    batch_size: int | None
+
+
+def _optional_int(data: dict[str, np.ndarray], key: str) -> int | None:
+    return int(data[key]) if key in data else None
+
+
 ONE_READ_BYTES = 4 << 20  # a checked file up to this size is read once, not checked then mapped
 
 
@@ -122,6 +143,12 @@ class Run:
         return int(self.info.get("num_patterns", 0))
 
     @property
+    def patterns_in_manifest(self) -> int:
+        """One past the last pattern any manifest entry holds (0: none): what a reader can
+        plan over, whatever run.json's ``num_patterns`` says (unfinished or damaged)."""
+        return max((e.first + e.count for e in self.entries), default=0)
+
+    @property
     def sources(self) -> list[str]:
         """Where each pattern came from, by pattern index: an image file name, or
         ``origin[row]`` for rows of an array file, a generator or random patterns."""
@@ -129,8 +156,11 @@ class Run:
         names = rec.get("names")
         if names is not None:
             return [str(n) for n in names]
-        origin = rec.get("origin", self.info.get("pattern_origin", ""))
-        return [f"{origin}[{i}]" for i in range(self.num_patterns)]
+        return [self._origin(i) for i in range(self.num_patterns)]
+
+    def _origin(self, pattern: int) -> str:
+        rec = self.info.get("sources") or {}
+        return f"{rec.get('origin', self.info.get('pattern_origin', ''))}[{pattern}]"
 
     def source(self, pattern: int) -> str:
         """Where pattern ``pattern`` came from (see ``sources``)."""
@@ -138,7 +168,8 @@ class Run:
             raise NotInRunError(
                 f"pattern {pattern} is out of range; run {self.path} holds {self.num_patterns}"
             )
-        return self.sources[pattern]
+        names = (self.info.get("sources") or {}).get("names")
+        return self.sources[pattern] if names is not None else self._origin(pattern)
 
     @property
     def epochs(self) -> list[int | None]:
@@ -177,26 +208,29 @@ class Run:
         if key not in self._input_keys:
             self.layer(key)
 
-    def _epoch(self, epoch: int | None) -> int | None:
+    def resolve_epoch(self, epoch: int | None) -> int | None:
+        """``epoch`` checked to be recorded; None: the last recorded one (None in a batch run,
+        or in a training run with nothing recorded yet). ``NotInRunError`` otherwise."""
         epochs = self.epochs
         if epoch is None:
             return epochs[-1] if epochs else None
         if epoch not in epochs:
-            raise NotInRunError(f"epoch {epoch} is not in run {self.path}; recorded: {epochs}")
+            shown = "none (a batch run)" if epochs == [None] else str(epochs)
+            raise NotInRunError(f"epoch {epoch} is not in run {self.path}; recorded: {shown}")
         return epoch
 
     def chunks(self, layer: str, epoch: int | None = None) -> list[ManifestEntry]:
         """Manifest entries of one layer (or stored input key ``input:<name>``) at one epoch,
         sorted by first pattern."""
         self._known(layer)
-        return self._chunks.get((self._epoch(epoch), layer), [])
+        return self._chunks.get((self.resolve_epoch(epoch), layer), [])
 
     def entry_for(self, layer: str, pattern: int, epoch: int | None = None) -> ManifestEntry:
         if not 0 <= pattern < max(self.num_patterns, 1):
             raise NotInRunError(
                 f"pattern {pattern} is out of range; run {self.path} holds {self.num_patterns}"
             )
-        ep = self._epoch(epoch)
+        ep = self.resolve_epoch(epoch)
         chunks = self._chunks.get((ep, layer), [])
         i = bisect.bisect_right(self._firsts.get((ep, layer), []), pattern) - 1
         if i < 0 or pattern >= chunks[i].first + chunks[i].count:
@@ -272,18 +306,26 @@ class Run:
         ``channel_frac_positive``, ``dead``, ``hist_edges``, ``hist_counts``, ``top_index``,
         ``top_value``, and ``classes``, ``class_channel_mean`` when labels were given."""
         rec = self.layer(layer)
-        ep = self._epoch(epoch)
+        ep = self.resolve_epoch(epoch)
         rel = analysis_files.layer_file(rec.dir, ep)
         what = f"layer {layer!r}" + ("" if ep is None else f" at epoch {ep}")
         return analysis_files.load_result(self.path, rel, what)
 
-    def cka(self, epoch: int | None = None) -> tuple[list[str], np.ndarray]:
-        """``(names, matrix)``: linear CKA between every pair of the run's layers over its
-        patterns (at ``epoch``; the last one when None), as ``passage analyze`` stored it."""
-        ep = self._epoch(epoch)
+    def cka(self, epoch: int | None = None) -> CkaMatrix:
+        """Linear CKA between every pair of the run's layers over its patterns (at ``epoch``;
+        the last one when None), with how it was computed, as ``passage analyze`` stored it."""
+        ep = self.resolve_epoch(epoch)
         what = "CKA" + ("" if ep is None else f" at epoch {ep}")
         data = analysis_files.load_result(self.path, analysis_files.cka_file(ep), what)
-        return [str(n) for n in data["names"]], data["matrix"]
+        return CkaMatrix(
+            layers=[str(n) for n in data["names"]],
+            matrix=data["matrix"],
+            epoch=ep,
+            method=str(data["method"]) if "method" in data else None,
+            patterns=_optional_int(data, "patterns"),
+            excluded=_optional_int(data, "excluded"),
+            batch_size=_optional_int(data, "batch_size"),
+        )
 
     def metrics(self) -> list[dict[str, Any]]:
         """Per-epoch training metrics (``metrics.jsonl``); a malformed line is skipped."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .disk import atomic_write_bytes
+from .atomic import atomic_write_bytes
 from .manifest import MANIFEST, ManifestEntry, read_manifest
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ..errors import StoreError
-from .disk import TMP_MARK, atomic_write_bytes, disk_error
+from .atomic import TMP_MARK, atomic_write_bytes, disk_error
 from .lock import LOCK, RunLock
 from .manifest import RUN_JSON
 from .refusal import refusal

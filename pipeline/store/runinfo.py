@@ -22,7 +22,7 @@ import orjson
 
 from ..errors import StoreError
 from .codecs import FORMATS
-from .fields import is_int, refuse, short
+from .json_checks import is_int, refuse, short
 from .manifest import RUN_JSON, SCHEMA_VERSION
 from .naming import input_key
 

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .disk import TMP_MARK
+from .atomic import TMP_MARK
 from .reader import Damage, Run, open_run, read_entry
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ import orjson
 
 from ..errors import StoreError
 from . import codecs
-from .data_files import DataFiles, input_folders, layer_folders
+from .chunk_files import DataFiles, input_folders, layer_folders
 from .files import BufferPool, FileWriter
-from .lines import LineFile
+from .jsonl import LineFile
 from .manifest import MANIFEST, METRICS, SCHEMA_VERSION, ManifestEntry
 from .resume import Key, resume
 from .run_folder import RunFolder

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ from ..errors import DamagedDataError, NotInRunError, StoreError
 from ..store import analysis_files
 from ..store.verify import info_table
 from .colormaps import NAMES, colormaps_json
+from .layouts import cell_layout
 from .live import LiveRuns, RunState
-from .routing import BadRequest, Request, parse_int, parse_target
+from .routing import BadRequest, Request, parse_int, parse_shape, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,13 @@ def _colormaps() -> bytes:
     return orjson.dumps(colormaps_json(NAMES))
 
 
+@lru_cache(maxsize=1024)
+def layout_json(shape: tuple[int, ...]) -> bytes:
+    """The ``/api/layout?shape=...`` answer: render's layout of one pattern's output of
+    ``shape`` (``layouts.cell_layout``), the same bytes for the server and the report."""
+    return orjson.dumps(cell_layout(shape))
+
+
 class Api:
     """Answers the viewer's requests for ``runs`` (ids are positions in the list)."""
 
@@ -156,20 +164,17 @@ class Api:
             )
         if req.route == "colormaps":
             return Response(200, JSON, _colormaps())
+        if req.route == "layout":
+            shape = req.param("shape")
+            assert shape is not None
+            return Response(200, JSON, layout_json(parse_shape(shape)))
         run_id, what = req.args
         state = self.runs.state(parse_int(run_id, "run id"))
         return self._run_routes[what](state, req)
 
     # -- one run --------------------------------------------------------------------------------
     def _epoch(self, state: RunState, req: Request) -> int | None:
-        epoch = req.number("epoch", required=False)
-        epochs = state.run.epochs
-        if epoch is None:
-            return epochs[-1] if epochs else None
-        if epoch not in epochs:
-            shown = "none (batch run)" if epochs == [None] else epochs
-            raise NotInRunError(f"epoch {epoch} is not in run {state.index}; recorded: {shown}")
-        return epoch
+        return state.run.resolve_epoch(req.number("epoch", required=False))
 
     def _layer(self, state: RunState, req: Request) -> str:
         name = req.param("layer")
@@ -192,7 +197,9 @@ class Api:
     def _slice(self, state: RunState, key: str, pattern: int, epoch: int | None) -> Response:
         entry = state.run.entry_for(key, pattern, epoch)
         arr = self.runs.load(state, entry)
-        values = np.ascontiguousarray(arr[pattern - entry.first], dtype="<f4")
+        one = arr[pattern - entry.first]
+        # ascontiguousarray makes a scalar (rank 0) a (1,) vector: its shape is kept
+        values = np.ascontiguousarray(one, dtype="<f4").reshape(np.shape(one))
         lo, hi = finite_range(values)
         layer_lo, layer_hi = state.layer_range(key, epoch)
         headers = {
@@ -234,14 +241,12 @@ class Api:
         return json_response(payload)
 
     def _cka(self, state: RunState, req: Request) -> Response:
-        epoch = self._epoch(state, req)
-        what = "CKA" + ("" if epoch is None else f" at epoch {epoch}")
-        data = analysis_files.load_result(state.run.path, analysis_files.cka_file(epoch), what)
+        cka = state.run.cka(self._epoch(state, req))
         payload = {
-            "names": [str(n) for n in data["names"]],
-            "matrix": plain(data["matrix"]),
-            "method": str(data["method"]) if "method" in data else None,
-            "epoch": epoch,
+            "names": cka.layers,
+            "matrix": plain(cka.matrix),
+            "method": cka.method,
+            "epoch": cka.epoch,
         }
         return json_response(payload)
 

@@ -19,6 +19,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("asset", re.compile(r"/assets/([A-Za-z0-9_.-]{1,100})")),
     ("runs", re.compile(r"/api/runs")),
     ("colormaps", re.compile(r"/api/colormaps")),
+    ("layout", re.compile(r"/api/layout")),
     (
         "run",
         re.compile(r"/api/run/([^/]{1,32})/(data|input|metrics|analysis|cka|model\.png|info)"),
@@ -61,6 +62,8 @@ class Request:
 
 
 _INT = re.compile(r"-?[0-9]{1,18}")
+_SHAPE = re.compile(r"(?:[0-9]{1,10}(?:,[0-9]{1,10}){0,31})?")
+MAX_SIZE = 2**31 - 1  # a per-pattern size the page can index (Int32Array)
 _BAD = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
@@ -68,6 +71,22 @@ def parse_int(text: str, what: str) -> int:
     if not _INT.fullmatch(text):
         raise BadRequest(400, f"{what} must be an integer; received {text[:40]!r}")
     return int(text)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """A per-pattern shape as the app writes it: ``3,4,70``; ``''`` for a scalar (rank 0).
+    Up to 32 sizes, each and their product at most ``MAX_SIZE``; 400 otherwise."""
+    if not _SHAPE.fullmatch(text):
+        raise BadRequest(
+            400, f"shape must be sizes joined by commas (e.g. 3,4,70); received {text[:40]!r}"
+        )
+    dims = tuple(int(v) for v in text.split(",")) if text else ()
+    size = 1
+    for v in dims:
+        size *= v
+    if max(dims, default=0) > MAX_SIZE or size > MAX_SIZE:
+        raise BadRequest(400, f"shape {text[:40]!r} holds more than {MAX_SIZE} values")
+    return dims
 
 
 def not_found(target: str) -> BadRequest:

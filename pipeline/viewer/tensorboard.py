@@ -25,7 +25,7 @@ from ..errors import ConfigError, DamagedDataError
 from ..rendering.layout import channel_mosaic, vector_image
 from ..store import Run, open_run
 from .colormaps import lut
-from .report import select_patterns
+from .static_report import select_patterns
 
 log = logging.getLogger(__name__)
 

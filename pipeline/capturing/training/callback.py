@@ -21,13 +21,13 @@ from typing import Any
 
 from ...config import SelectConfig
 from ...errors import ConfigError
-from ..framework import keras_and_tf
+from ..framework import keras_and_tf, use_tensorflow_backend
 from ..patterns import PatternSource
 from ..probe import Probe
 from ..selection import LayerInfo
 from .metrics import batch_line, epoch_line
-from .plan import WatchPlan, WatchSpec, plan_watch
 from .recorder import Recorder
+from .run_plan import WatchPlan, WatchSpec, plan_watch
 from .schedule import Schedule
 
 keras, _tf = keras_and_tf()
@@ -66,6 +66,7 @@ class CaptureCallback(keras.callbacks.Callback):
         info: dict[str, Any] | None = None,
         fingerprint_extra: dict[str, Any] | None = None,
     ) -> None:
+        use_tensorflow_backend("CaptureCallback")  # the probe is TensorFlow's, whatever fit's
         super().__init__()
         if every < 1 or every_batches < 0 or batch_size < 0 or batch_mb < 1:
             raise ConfigError(

@@ -16,7 +16,7 @@ from ...store import RunWriter
 from ...store.manifest import complete_records
 from ..pending import pending_batches
 from ..probe import Probe
-from .plan import WatchPlan
+from .run_plan import WatchPlan
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,14 @@
 /* Passage viewer: one page, vanilla JS (ES2020), no framework, no build step.
  *
  * Sections: data sources (HTTP API or the static report's <script> files) -> layouts (which
- * value goes to which canvas pixel, the same rules as render) -> painting (colormap LUTs) ->
- * views (pattern, analysis, model) -> controls, URL hash, live polling.
+ * value goes to which canvas pixel: render's rules, answered by the server, expanded here) ->
+ * painting (colormap LUTs) -> views (pattern, analysis, model) -> controls, URL hash, live
+ * polling.
  */
 "use strict";
 (() => {
   const P = (window.PASSAGE = window.PASSAGE || {});
   const STATIC = window.PASSAGE_STATIC || null;
-  const MAX_CHANNELS = 64;
   const CELL_PX = 240; // the longest side of a cell's canvas on screen
   const PREFETCH_DELAY_MS = 120;
   const PAD_RGB = [236, 239, 243]; // mosaic gaps and vector padding: not values
@@ -112,6 +112,12 @@
         cka: (run) => staticLoad(`r${run.id}/cka`),
         info: (run) => staticLoad(`r${run.id}/info`),
         modelUrl: (run) => `data/r${run.id}/model.png`,
+        layout: async (shape) => {
+          const key = shape.join(",");
+          if (!Object.prototype.hasOwnProperty.call(STATIC.layouts || {}, key))
+            throw new ApiError(404, `not in this report: the layout of shape (${key})`);
+          return STATIC.layouts[key];
+        },
       }
     : {
         runs: () => httpJson("api/runs"),
@@ -131,6 +137,7 @@
         cka: (run) => httpJson(`api/run/${run.id}/cka`),
         info: (run) => httpJson(`api/run/${run.id}/info`),
         modelUrl: (run) => `api/run/${run.id}/model.png?v=${q(run.version)}`,
+        layout: (shape) => httpJson(`api/layout?shape=${shape.join(",")}`),
       };
 
   // A small LRU of tensor promises: switching back to a pattern draws at once.
@@ -154,75 +161,51 @@
   const inputTensor = (run, name, p) =>
     cached(`${run.id}|I|${name}|${p}`, () => source.input(run, name, p));
 
-  // ------------------------------------------------------------------ layouts (pure)
-  function nearSquare(n) {
-    if (n <= 0) return [0, 0];
-    const cols = Math.ceil(Math.sqrt(n));
-    return [Math.ceil(n / cols), cols];
-  }
-
-  /** For an output of `shape`: the image size and, per pixel, the flat index of the value it
-   * shows (-1: padding). Same rules as render's to_image (rank 4 is reduced first). */
-  const layoutCache = new Map();
-  function layoutFor(shape) {
+  // ------------------------------------------------------------------ layouts (from the server)
+  // Which value each pixel shows is render's rule, answered by the server for a shape
+  // (`api/layout?shape=3,4,70`; the report ships the same answers): the image size, the
+  // title's shape label and note, and blocks [row, col, height, width, offset, rowStep,
+  // colStep]: pixel (row + y, col + x) shows value offset + y * rowStep + x * colStep of the
+  // values (their mean over the first axis when `mean_over` is set); other pixels are padding.
+  const layouts = new Map(); // shape key -> promise of the expanded layout
+  function layoutOf(shape) {
     const key = shape.join(",");
-    if (!layoutCache.has(key)) layoutCache.set(key, buildLayout(shape));
-    return layoutCache.get(key);
+    if (!layouts.has(key)) {
+      const promise = source.layout(shape).then(expand);
+      promise.catch(() => layouts.delete(key));
+      layouts.set(key, promise);
+    }
+    return layouts.get(key);
   }
 
-  function buildLayout(shape) {
-    const rank = shape.length;
-    if (rank === 0) return plainLayout(1, 1);
-    if (rank === 1) return vectorLayout(shape[0]);
-    if (rank === 2) return plainLayout(shape[0], shape[1]);
-    if (rank === 3) return mosaicLayout(shape[0], shape[1], shape[2]);
-    return plainLayout(shape[0], shape.slice(1).reduce((a, b) => a * b, 1));
-  }
-
-  function plainLayout(h, w) {
-    const src = new Int32Array(h * w);
-    for (let i = 0; i < src.length; i++) src[i] = i;
-    return { h, w, src };
-  }
-
-  function vectorLayout(n) {
-    const [h, w] = nearSquare(n);
-    const src = new Int32Array(h * w).fill(-1);
-    for (let i = 0; i < n; i++) src[i] = i;
-    return { h, w, src };
-  }
-
-  function mosaicLayout(h, w, c) {
-    const n = Math.min(c, MAX_CHANNELS);
-    const [rows, cols] = nearSquare(n);
-    const H = rows * (h + 1) - 1;
-    const W = cols * (w + 1) - 1;
-    const src = new Int32Array(H * W).fill(-1);
-    for (let Y = 0; Y < H; Y++) {
-      const tr = Math.floor(Y / (h + 1));
-      const y = Y % (h + 1);
-      if (y >= h) continue;
-      for (let X = 0; X < W; X++) {
-        const tc = Math.floor(X / (w + 1));
-        const x = X % (w + 1);
-        const k = tr * cols + tc;
-        if (x < w && k < n) src[Y * W + X] = (y * w + x) * c + k;
+  /** The layout with `src`: per pixel, the flat index of the value it shows (-1: padding). */
+  function expand(layout) {
+    const src = new Int32Array(layout.h * layout.w).fill(-1);
+    for (const [row, col, h, w, offset, rowStep, colStep] of layout.blocks) {
+      for (let y = 0; y < h; y++) {
+        const at = (row + y) * layout.w + col;
+        for (let x = 0; x < w; x++) src[at + x] = offset + y * rowStep + x * colStep;
       }
     }
-    return { h: H, w: W, src, tiles: { h, w, cols, n } };
+    return { ...layout, src };
   }
 
-  /** (D, H, W, C) -> mean over D, as render does; other ranks unchanged. */
-  function reduced(tensor) {
-    if (tensor.shape.length !== 4) return tensor;
-    const [d, h, w, c] = tensor.shape;
-    const size = h * w * c;
-    const out = new Float32Array(size);
+  /** Channel k's map alone, from the `channel` [h, w, rowStep, colStep] of a mosaic's layout. */
+  function channelLayout(layout, k) {
+    const [h, w, rowStep, colStep] = layout.channel;
+    return expand({ ...layout, h, w, blocks: [[0, 0, h, w, k, rowStep, colStep]], channel: null });
+  }
+
+  /** The values a layout's blocks index: the mean over the first axis when it says so. */
+  function shownValues(values, layout) {
+    const d = layout.mean_over;
+    if (!d) return values;
+    const size = values.length / d;
+    const sum = new Float64Array(size);
     for (let k = 0; k < d; k++) {
-      for (let i = 0; i < size; i++) out[i] += tensor.values[k * size + i];
+      for (let i = 0; i < size; i++) sum[i] += values[k * size + i];
     }
-    for (let i = 0; i < size; i++) out[i] /= d;
-    return { ...tensor, shape: [h, w, c], values: out, meanOver: d };
+    return Float32Array.from(sum, (v) => v / d);
   }
 
   function unravel(index, shape) {
@@ -232,19 +215,6 @@
       index = Math.floor(index / shape[i]);
     }
     return out;
-  }
-
-  function shapeLabel(shape) {
-    return "(" + shape.join(", ") + (shape.length === 1 ? ",)" : ")");
-  }
-
-  function rankNote(shape) {
-    const notes = [];
-    if (shape.length === 4) notes.push(`mean over D=${shape[0]}`);
-    if ((shape.length === 3 || shape.length === 4) && shape[shape.length - 1] > MAX_CHANNELS)
-      notes.push(`channels 0-${MAX_CHANNELS - 1} of ${shape[shape.length - 1]}`);
-    if (shape.length > 4) notes.push("flattened");
-    return notes.join(", ");
   }
 
   const fmt = (v) =>
@@ -340,8 +310,8 @@
     if (x < 0 || y < 0 || x >= drawn.layout.w || y >= drawn.layout.h) return null;
     const s = drawn.layout.src[y * drawn.layout.w + x];
     if (s < 0) return null;
-    const index = unravel(s, drawn.shape);
-    const prefix = drawn.meanOver ? ":, " : "";
+    const index = unravel(s, drawn.layout.source);
+    const prefix = drawn.layout.mean_over ? ":, " : "";
     return `[${prefix}${index.join(", ")}] = ${fmt(drawn.values[s])}`;
   }
 
@@ -542,22 +512,26 @@
     return lo <= hi ? [lo, hi] : [NaN, NaN];
   }
 
-  function drawCell(cell, result, shared, box) {
+  /** The shape a cell is drawn at: its data's, else its layer's; null while unknown (an input
+   * not loaded, a free size). */
+  function cellShape(cell, result) {
+    const shape = (result && result.shape) || cell.item.shape || null;
+    return shape && shape.every(Number.isInteger) ? shape : null;
+  }
+
+  function drawCell(cell, result, shape, lay, shared, box) {
     const { canvas, el, title, readout, barSlot, item } = cell;
-    const shape = (result && result.shape) || item.shape || [];
-    title.textContent = item.name + " " + shapeLabel(shape);
-    const note = rankNote(shape);
-    if (note) {
+    title.textContent = item.name + (shape ? " " + lay.label : "");
+    if (shape && lay.note) {
       const span = document.createElement("span");
       span.className = "note";
-      span.textContent = ` ${note}`;
+      span.textContent = ` ${lay.note}`;
       title.append(span);
     }
     title.title = title.textContent;
     delete el.dataset.damaged;
     barSlot.textContent = "";
     cell.drawn = null;
-    const lay = layoutFor(shape.length === 4 ? shape.slice(1) : shape);
     if (result.damaged) {
       el.dataset.damaged = result.damaged;
       paintDamaged(canvas, lay.h, lay.w);
@@ -566,12 +540,12 @@
       paintBlank(canvas, lay.h, lay.w);
       readout.dataset.idle = result.pending || result.error || "";
     } else {
-      const t = reduced(result);
-      const [lo, hi] = shared && cell.kind === "layer" ? shared : [t.min, t.max];
-      paint(canvas, t.values, lay, luts[state.cmap], lo, hi);
-      cell.drawn = { layout: lay, values: t.values, shape: t.shape, meanOver: t.meanOver, lo, hi };
+      const values = shownValues(result.values, lay);
+      const [lo, hi] = shared && cell.kind === "layer" ? shared : [result.min, result.max];
+      paint(canvas, values, lay, luts[state.cmap], lo, hi);
+      cell.drawn = { layout: lay, values, lo, hi };
       if (!shared || cell.kind !== "layer") barSlot.append(colorbar(luts[state.cmap], lo, hi));
-      readout.dataset.idle = `min ${fmt(t.min)}, max ${fmt(t.max)}`;
+      readout.dataset.idle = `min ${fmt(result.min)}, max ${fmt(result.max)}`;
     }
     readout.textContent = readout.dataset.idle;
     fitCss(canvas, box);
@@ -587,11 +561,14 @@
       )
     );
     if (gen !== generation) return;
+    const shapes = list.map((cell, i) => cellShape(cell, results[i]));
+    const lays = await Promise.all(shapes.map((shape) => layoutOf(shape || [])));
+    if (gen !== generation) return;
     const pairs = list.map((cell, i) => [cell, results[i]]);
     const shared = state.scale === "shared" ? sharedRange(pairs) : null;
     const perColumn = list.length / Math.max(1, state.runs.length);
     const box = perColumn <= 4 && state.runs.length === 1 ? 340 : CELL_PX;
-    for (const [cell, r] of pairs) drawCell(cell, r, shared, box);
+    pairs.forEach(([cell, r], i) => drawCell(cell, r, shapes[i], lays[i], shared, box));
     const bar = $("#shared-bar");
     bar.hidden = !shared;
     bar.textContent = "";
@@ -763,6 +740,11 @@
     return Float32Array.from(out);
   }
 
+  /** The finite range of the values a layout shows (its padding left out). */
+  function shownRange(values, layout) {
+    return finiteRange(Array.from(layout.src, (s) => (s < 0 ? NaN : values[s])));
+  }
+
   function finiteRange(values) {
     let lo = Infinity;
     let hi = -Infinity;
@@ -783,18 +765,17 @@
     return el;
   }
 
-  function mapCard(titleText, values, shape, box = 200) {
+  function mapCard(titleText, values, lay, box = 200) {
     const el = card(titleText);
     el.classList.add("map");
-    const t = reduced({ values, shape });
-    const lay = layoutFor(t.shape);
+    const shown = shownValues(values, lay);
     const canvas = document.createElement("canvas");
-    const [lo, hi] = finiteRange(t.values);
-    paint(canvas, t.values, lay, luts[state.cmap], lo, hi);
+    const [lo, hi] = finiteRange(shown);
+    paint(canvas, shown, lay, luts[state.cmap], lo, hi);
     fitCss(canvas, box);
     const readout = document.createElement("div");
     readout.className = "readout";
-    const drawn = { layout: lay, values: t.values, shape: t.shape, meanOver: t.meanOver };
+    const drawn = { layout: lay, values: shown };
     attachReadout(canvas, readout, () => drawn);
     el.append(canvas, colorbar(luts[state.cmap], lo, hi), readout);
     return el;
@@ -865,28 +846,24 @@
     const caption = document.createElement("span");
     wrap.append(canvas, caption);
     let t;
+    let lay;
+    const inputs = shownInputs(run).length > 0;
     const inReport = !STATIC || (STATIC.patterns.includes(p) && p < run.num_patterns);
     try {
       if (!inReport) throw new Error("not in this report");
-      t = shownInputs(run).length
-        ? reduced(await inputTensor(run, run.inputs[0], p))
-        : reduced(await layerTensor(run, layer, p, epoch));
+      t = inputs ? await inputTensor(run, run.inputs[0], p) : await layerTensor(run, layer, p, epoch);
+      if (t.values) lay = await layoutOf(t.shape);
     } catch (err) {
       t = { error: err.message };
     }
     if (!t.values) {
       paintDamaged(canvas, 24, 24);
     } else {
-      let values = t.values;
-      let shape = t.shape;
-      if (!shownInputs(run).length && shape.length === 3) {
-        const [h, w, c] = shape;
-        values = new Float32Array(h * w);
-        for (let i = 0; i < h * w; i++) values[i] = t.values[i * c + unit];
-        shape = [h, w];
-      }
-      const [lo, hi] = finiteRange(values);
-      paint(canvas, values, layoutFor(shape), luts[state.cmap], lo, hi);
+      // a unit of a feature map: that channel's map alone; else the whole output
+      const shown = !inputs && lay.channel ? channelLayout(lay, unit) : lay;
+      const values = shownValues(t.values, lay);
+      const [lo, hi] = shownRange(values, shown);
+      paint(canvas, values, shown, luts[state.cmap], lo, hi);
     }
     fitCss(canvas, 72);
     wrap.title = `open pattern ${p}`;
@@ -924,12 +901,12 @@
     return el;
   }
 
-  function ckaCard(cka) {
+  function ckaCard(cka, lay) {
     const el = card(`CKA (${cka.method || "linear"}) between layers`);
     const n = cka.names.length;
     const values = flatten(cka.matrix);
     const canvas = document.createElement("canvas");
-    paint(canvas, values, plainLayout(n, n), luts[state.cmap], 0, 1);
+    paint(canvas, values, lay, luts[state.cmap], 0, 1);
     fitCss(canvas, 220);
     const readout = document.createElement("div");
     readout.className = "readout";
@@ -966,7 +943,12 @@
     const layer = run.layers.find((l) => l.name === state.layer) || run.layers[0];
     const head = document.createElement("div");
     head.className = "analysis-head";
-    head.append(runSelect(runs, run), layerSelect(run, layer));
+    const labels = await Promise.all(
+      run.layers.map((l) =>
+        l.shape.every(Number.isInteger) ? layoutOf(l.shape).then((x) => x.label, () => "") : ""
+      )
+    );
+    head.append(runSelect(runs, run), layerSelect(run, layer, labels));
     out.append(head);
     const epoch = epochFor(run);
     const grid = document.createElement("div");
@@ -978,12 +960,19 @@
     } catch (err) {
       grid.append(card(`no analysis for ${layer.name}: ${err.message}`));
     }
+    let lay;
     if (a) {
-      const shape = a.shape;
+      try {
+        lay = await layoutOf(a.shape);
+      } catch (err) {
+        grid.append(card(`no layout for ${layer.name}: ${err.message}`));
+      }
+    }
+    if (a && lay) {
       grid.append(
-        mapCard("mean", flatten(a.mean), shape),
-        mapCard("std", flatten(a.std), shape),
-        mapCard("fraction positive", flatten(a.frac_positive), shape),
+        mapCard("mean", flatten(a.mean), lay),
+        mapCard("std", flatten(a.std), lay),
+        mapCard("fraction positive", flatten(a.frac_positive), lay),
         histogramCard(flatten(a.hist_edges), Array.from(flatten(a.hist_counts))),
         unitsCard(a, run, layer)
       );
@@ -995,7 +984,9 @@
     const ckaBox = document.createElement("div");
     ckaBox.className = "big";
     try {
-      ckaBox.append(ckaCard(await source.cka(run)));
+      const cka = await source.cka(run);
+      const n = cka.names.length;
+      ckaBox.append(ckaCard(cka, await layoutOf([n, n])));
     } catch (err) {
       ckaBox.append(card(`no CKA: ${err.message}`));
     }
@@ -1018,12 +1009,12 @@
     return sel;
   }
 
-  function layerSelect(run, layer) {
+  function layerSelect(run, layer, labels) {
     const label = document.createElement("label");
     label.textContent = "Layer ";
     const sel = document.createElement("select");
     sel.id = "analysis-layer";
-    for (const l of run.layers) sel.add(new Option(`${l.name} ${shapeLabel(l.shape || [])}`, l.name, false, l === layer));
+    run.layers.forEach((l, i) => sel.add(new Option(`${l.name} ${labels[i]}`.trim(), l.name, false, l === layer)));
     sel.addEventListener("change", () => {
       state.layer = sel.value;
       state.unit = null;

@@ -3,9 +3,10 @@ from ``file://`` with no server (docs/viewer.md, "Static report").
 
 Browsers refuse ``fetch`` on ``file://`` but run ``<script src>``: every payload the server
 would answer becomes a small script calling ``PASSAGE.put(key, payload)``, and
-``data/index.js`` sets ``window.PASSAGE_STATIC`` (the runs, colormaps, exported patterns and
-size). One file per (run, layer, epoch, pattern) with the float32 values in base64; the size
-is bounded (``max_mb``) and checked before anything is written.
+``data/index.js`` sets ``window.PASSAGE_STATIC`` (the runs, colormaps, exported patterns,
+size, and the layout of every shape the page draws, as ``/api/layout`` answers it). One file
+per (run, layer, epoch, pattern) with the float32 values in base64; the size is bounded
+(``max_mb``) and checked before anything is written.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from ..errors import ConfigError, StoreError
 from ..rendering.layout import parse_indices
 from ..store import Run
-from ..store.disk import atomic_write_bytes
+from ..store.atomic import atomic_write_bytes
 from .api import Api, Response
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,43 @@ def estimate(runs: Sequence[Run], patterns: Sequence[int]) -> tuple[int, int]:
     return files, total
 
 
+Shape = tuple[int, ...]
+
+
+def shape_key(shape: Shape) -> str:
+    """``3,4,70`` (``''`` for a scalar): a layout's key in ``PASSAGE_STATIC.layouts``, as the
+    page joins a shape and as ``/api/layout?shape=`` takes it."""
+    return ",".join(str(v) for v in shape)
+
+
+def known_shapes(run: Run) -> set[Shape]:
+    """The per-pattern shapes of ``run``'s layers and stored inputs that run.json fixes (a
+    free size, None, is known only from the data), and the scalar's: a cell not drawn yet is
+    sized by its layer's layout, an input's by the scalar's."""
+    records = [*run.layer_records, *run.input_records]
+    shapes = {tuple(int(v) for v in r.shape) for r in records if None not in r.shape}
+    return shapes | {()}
+
+
+def layouts_json(api: Api, shapes: set[Shape]) -> bytes:
+    """``{"<shape key>": layout, ...}``: the API's ``/api/layout`` answer for each shape."""
+    parts = []
+    for shape in sorted(shapes, key=lambda s: (len(s), s)):
+        key = shape_key(shape)
+        resp = api.handle("GET", f"/api/layout?shape={key}")
+        if resp.status != 200:
+            raise StoreError(f"layout of shape ({key}): {orjson.loads(resp.body)['error']}")
+        parts.append(orjson.dumps(key) + b": " + resp.body)
+    return b"{" + b", ".join(parts) + b"}"
+
+
 class _Writer:
-    """Writes the report's files atomically and counts the data bytes."""
+    """Writes the report's files atomically, counts the data bytes, and notes the shapes the
+    page will draw (their layouts go into ``data/index.js``)."""
 
     def __init__(self, api: Api, out: Path, summary: ReportSummary, bar: tqdm) -> None:
         self.api, self.out, self.summary, self.bar = api, out, summary, bar
+        self.shapes: set[Shape] = set()
 
     def write(self, rel: str, data: bytes, counted: bool = True) -> None:
         path = self.out / rel
@@ -196,6 +229,8 @@ class _Writer:
         payload = tensor_payload(resp)
         if "damaged" in payload:
             self.summary.damaged.append(key)
+        else:
+            self.shapes.add(tuple(payload["shape"]))
         self.put(key, payload)
         self.bar.update(1)
 
@@ -224,6 +259,9 @@ def _write_extras(w: _Writer, info: dict[str, Any]) -> None:
             log.warning("%s left out of the report: %s", key, orjson.loads(resp.body)["error"])
             continue
         w.write(f"data/{key}.js", b"PASSAGE.put(" + orjson.dumps(key) + b", " + resp.body + b");\n")
+        if key == f"{base}/cka":  # the CKA heatmap: an (n, n) matrix, drawn as it is
+            n = len(orjson.loads(resp.body)["names"])
+            w.shapes.add((n, n))
     if info["has_model"]:
         resp = w.get(f"/api/run/{run_id}/model.png")
         if resp is not None:
@@ -290,6 +328,7 @@ def build_report(
     with tqdm(total=files, unit="file", desc="report", disable=quiet, leave=False) as bar:
         w = _Writer(api, out, summary, bar)
         for run_id, run in enumerate(opened):
+            w.shapes |= known_shapes(run)
             for key, target, _ in _items(run, run_id, picked):
                 w.data(key, target)
             _write_extras(w, infos[run_id])
@@ -297,7 +336,13 @@ def build_report(
     static = orjson.dumps({"runs": infos, "patterns": picked, "bytes": summary.bytes})
     w.write(
         "data/index.js",
-        b"window.PASSAGE_STATIC = " + static[:-1] + b', "colormaps": ' + colormaps + b"};\n",
+        b"window.PASSAGE_STATIC = "
+        + static[:-1]
+        + b', "colormaps": '
+        + colormaps
+        + b', "layouts": '
+        + layouts_json(api, w.shapes)
+        + b"};\n",
         counted=False,
     )
     size_line = (

@@ -16,8 +16,8 @@ import numpy as np
 from matplotlib.font_manager import FontProperties
 
 from ...errors import ConfigError
-from ...rendering import layout
-from ...rendering.glyphs import GlyphCache, drawable, glyph_cache
+from .. import layout
+from ..glyphs import GlyphCache, drawable, glyph_cache
 from . import thumbs
 from .canvas import write_rgb
 from .thumbs import CAPTION_POINTS, DPI, LABEL_POINTS, TITLE_POINTS, line_px

@@ -1,7 +1,8 @@
 """Draw the analysis pictures of a run from its ``analysis/`` files (no TensorFlow).
 
-Per layer (at the last analyzed epoch): the summary sheet, the top-patterns sheet, and with
-labels the class x channel heatmap; then the CKA heatmaps that were computed. A top pattern is
+Analyze computes and stores arrays, then calls ``draw_all``. Per layer (at the last analyzed
+epoch): the summary sheet, the top-patterns sheet, and with labels the class x channel
+heatmap; then the CKA heatmaps that were computed. A top pattern is
 shown as the model *input* when the run can give it back (inputs kept with ``--keep-inputs``,
 or a pattern spec that can be read again: ``.npy``, ``.npz``, an image folder, ``random:``),
 else as the layer's own output for that pattern.
@@ -17,11 +18,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import PassageError
-from ..store import Run
-from ..store import analysis_files as files
-from .pictures import draw_cka, draw_classes, draw_cross_cka, draw_epoch_cka, draw_summary, draw_top
-from .report import AnalysisReport
+from ...errors import PassageError
+from ...store import Run
+from ...store import analysis_files as files
+from .heatmaps import draw_cka, draw_classes, draw_cross_cka, draw_epoch_cka
+from .summary import draw_summary
+from .top import draw_top
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def pattern_source(run: Run) -> Any | None:
     spec = run.info.get("patterns")
     if run.is_training or not rereadable(spec):
         return None
-    from ..capturing.patterns import load_patterns  # numpy only for these specs
+    from ...capturing.patterns import load_patterns  # numpy only for these specs
 
     capture = (run.info.get("config") or {}).get("capture") or {}
     try:
@@ -82,12 +84,14 @@ def thumbnailer(
 def draw_all(
     run: Run,
     epochs: Sequence[int | None],
-    report: AnalysisReport,
     class_names: Sequence[str],
     max_channels: int,
     cmap: str,
     quiet: bool,
-) -> None:
+) -> list[Path]:
+    """Draw every analysis picture of ``run`` at the last of ``epochs`` into ``RUN/analysis/``
+    (a layer whose statistics cannot be read is left out); returns the pictures' paths."""
+    pictures: list[Path] = []
     out = files.folder(run.path)
     epoch = epochs[-1] if epochs else None
     training = run.is_training
@@ -101,22 +105,22 @@ def draw_all(
         shape = tuple(int(v) for v in np.shape(result["mean"]))
         pic_epoch = epoch if training else None
         name = files.picture_name(rec.dir, "summary", pic_epoch)
-        report.pictures.append(
+        pictures.append(
             draw_summary(result, layer, shape, out / name, cmap, max_channels, epoch=pic_epoch)
         )
         thumb, kind = thumbnailer(run, layer, epoch, source)
         name = files.picture_name(rec.dir, "top", pic_epoch)
-        report.pictures.append(
+        pictures.append(
             draw_top(result, layer, thumb, kind, out / name, max_channels, cmap, epoch=pic_epoch)
         )
         if "classes" in result:
             classes = result["classes"]
             names = _class_names(classes, class_names)
             name = files.picture_name(rec.dir, "classes", pic_epoch)
-            report.pictures.append(
+            pictures.append(
                 draw_classes(classes, names, result["class_channel_mean"], out / name, layer)
             )
-    _draw_cka(run, epoch, out, report)
+    return pictures + _draw_cka(run, epoch, out)
 
 
 def _class_names(classes: np.ndarray, names: Sequence[str]) -> list[str] | None:
@@ -125,19 +129,18 @@ def _class_names(classes: np.ndarray, names: Sequence[str]) -> list[str] | None:
     return [names[int(c)] if 0 <= int(c) < len(names) else str(int(c)) for c in classes]
 
 
-def _draw_cka(run: Run, epoch: int | None, out: Path, report: AnalysisReport) -> None:
-    rel = files.cka_file(epoch)
-    if (out / rel).is_file():
-        data = files.read_arrays(out / rel)
-        names = [str(n) for n in data["names"]]
+def _draw_cka(run: Run, epoch: int | None, out: Path) -> list[Path]:
+    pictures: list[Path] = []
+    if (out / files.cka_file(epoch)).is_file():
+        cka = run.cka(epoch)
         title = f"linear CKA between the layers of {run.path.name}"
         if epoch is not None:
             title += f" at epoch {epoch}"
-        title += f" ({int(data['patterns'])} patterns, {data['method']})"
-        report.pictures.append(draw_cka(names, names, data["matrix"], out / "cka.png", title))
+        title += f" ({cka.patterns} patterns, {cka.method})"
+        pictures.append(draw_cka(cka.layers, cka.layers, cka.matrix, out / "cka.png", title))
     if (out / "cka-epochs.npz").is_file():
         data = files.read_arrays(out / "cka-epochs.npz")
-        report.pictures.append(
+        pictures.append(
             draw_epoch_cka(
                 [str(n) for n in data["names"]],
                 data["epochs"],
@@ -147,7 +150,7 @@ def _draw_cka(run: Run, epoch: int | None, out: Path, report: AnalysisReport) ->
         )
     if (out / "cka-against.npz").is_file():
         data = files.read_arrays(out / "cka-against.npz")
-        report.pictures.append(
+        pictures.append(
             draw_cross_cka(
                 [str(n) for n in data["names"]],
                 [str(n) for n in data["other_names"]],
@@ -157,3 +160,4 @@ def _draw_cka(run: Run, epoch: int | None, out: Path, report: AnalysisReport) ->
                 Path(str(data["other_run"])).name,
             )
         )
+    return pictures

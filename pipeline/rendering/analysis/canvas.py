@@ -13,8 +13,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ...rendering.png import rgb_png_parts
-from ...store.disk import atomic_write_bytes
+from ...store.atomic import atomic_write_bytes
+from ..png import rgb_png_parts
 
 DPI = 100.0
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...rendering import layout
-from ...rendering.input_cells import rgb_scale
+from .. import layout
+from ..input_cells import rgb_scale
 
 CAPTION_POINTS = 7.0  # pattern index and value under each thumbnail
 LABEL_POINTS = 8.0  # 'ch 12' left of each row

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
-from .data_files import DataFiles, Pending
+from .chunk_files import DataFiles, Pending
 from .prepare import Encoded, ranges
 
 Item = tuple[str, int | None, int, np.ndarray]  # (layer, epoch, first, array)

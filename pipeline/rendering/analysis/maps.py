@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...rendering import layout
+from .. import layout
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import StoreError
-from .disk import disk_error
+from .atomic import disk_error
 
 log = logging.getLogger(__name__)
 

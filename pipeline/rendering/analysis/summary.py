@@ -14,7 +14,7 @@ from matplotlib.collections import PatchCollection
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from ...rendering import layout
+from .. import layout
 from . import maps
 from .canvas import new_figure, save_figure
 
