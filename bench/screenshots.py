@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 from pipeline.cli import main as passage
 
+from .browser import find_chromium, playwright_missing
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-READY = "document.body.dataset.state === 'ready'"
+READY = "() => document.body.dataset.state === 'ready'"  # a function: the viewer's CSP bars eval
 
 
 def config_copy(name: str, out: Path, work: Path, epochs: int | None = None) -> Path:
@@ -51,7 +51,7 @@ def shoot(runs: list[Path], hash_: str, path: Path) -> None:
     server, thread, url = start(runs, "127.0.0.1", 0)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+            browser = pw.chromium.launch(executable_path=find_chromium(), headless=True)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(f"{url}/{hash_}")
             page.wait_for_function(READY, timeout=30_000)
@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"))
     parser.add_argument("--work", default=None, help="keep the runs here (default: a temp dir)")
     args = parser.parse_args(argv)
+    why = playwright_missing()
+    if why is not None:  # before the captures, which take a while
+        parser.error(f"no browser to take the screenshots with: {why}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,13 +1,15 @@
-"""Viewer figures, through a real browser (Debian's Chromium driven by Playwright): the first
-pattern view drawn after opening a run of ``sizes.viewer`` patterns (the article's model, the
-``seed`` rule: three layers of 50x75, 50x50 and 50x25 values), and the time to switch pattern.
+"""Viewer figures, through a real browser (Chromium driven by Playwright; the binary is the
+one ``browser.find_chromium`` finds, and without one both figures are "not available" with the
+reason ``browser.playwright_missing`` gives): the first pattern view drawn after opening a run
+of ``sizes.viewer`` patterns (the article's model, the ``seed`` rule: three layers of 50x75,
+50x50 and 50x25 values), and the time to switch pattern.
 
 The server is ``pipeline.viewer.start`` in this process (a thread); the page is the packaged
 app. "Drawn" is the app's own hook: ``document.body.dataset.state == "ready"`` once every
 visible canvas is drawn. A switch sets ``#pattern`` to another pattern, spread over the whole
 run (so most switches read a data file not read before: a file over 4 MiB is served first and
-its checksum compared in a background thread), and
-is timed inside the page, from the ``change`` event to "ready"."""
+its checksum compared in a background thread), and is timed inside the page, from the
+``change`` event to "ready"."""
 
 from __future__ import annotations
 
@@ -21,16 +23,18 @@ import numpy as np
 from pipeline.capturing.stream import capture
 from pipeline.viewer import start
 
+from .browser import find_chromium, playwright_missing
 from .common import capture_config, fit_to_disk
 from .figures import Figure, unavailable
 from .sizes import Sizes
 
 log = logging.getLogger(__name__)
 
-CHROMIUM = Path("/usr/bin/chromium")
 FIRST = "viewer: first pattern view drawn after opening the run"
 SWITCH = "viewer: switch pattern, p95 over {} switches"
-READY = "document.body.dataset.state === 'ready'"
+# Functions, not expressions: Playwright evaluates an expression with eval, which the viewer's
+# Content-Security-Policy (script-src 'self') refuses.
+READY = "() => document.body.dataset.state === 'ready'"
 SWITCH_JS = """async (p) => {
   const el = document.querySelector('#pattern');
   const t0 = performance.now();
@@ -64,13 +68,8 @@ def viewer_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
 
 
 def _missing() -> str:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright for Python is not installed (pip install playwright)"
-    if not CHROMIUM.exists():
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    return ""
+    """Why the browser figures cannot be measured here ('' when they can)."""
+    return playwright_missing() or ""
 
 
 def _measure(run_dir: Path, n: int, layers: int, sizes: Sizes, note: str) -> list[Figure]:
@@ -79,7 +78,7 @@ def _measure(run_dir: Path, n: int, layers: int, sizes: Sizes, note: str) -> lis
     server, thread, url = start([run_dir], "127.0.0.1", 0)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM))
+            browser = pw.chromium.launch(executable_path=find_chromium())
             try:
                 firsts = [_first_view(browser, url, layers) for _ in range(sizes.repeats)]
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -138,7 +137,8 @@ def _first_view(browser, url: str, layers: int) -> float:
         start_time = time.perf_counter()
         page.goto(url)
         page.wait_for_function(
-            f"{READY} && document.querySelectorAll('canvas[data-layer]').length >= {layers}"
+            "() => document.body.dataset.state === 'ready' && "
+            f"document.querySelectorAll('canvas[data-layer]').length >= {layers}"
         )
         return time.perf_counter() - start_time
     finally:

@@ -6,24 +6,28 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from page_pixels import FRAME, Extent, colormap_value
 from PIL import Image
 
-from pipeline.analysis.pictures import (
+from pipeline.errors import ConfigError
+from pipeline.rendering import layout
+from pipeline.rendering.analysis import (
     draw_cka,
     draw_classes,
     draw_cross_cka,
     draw_epoch_cka,
     draw_summary,
     draw_top,
+    heatmaps,
     maps,
+    summary,
     thumbs,
 )
-from pipeline.analysis.pictures import heat_layout as hl
-from pipeline.errors import ConfigError
-from pipeline.rendering import layout
+from pipeline.rendering.analysis import heat_layout as hl
 
 log = logging.getLogger(__name__)
 MARK_RGB = (192, 0, 0)  # summary.MARK, the colour of dead channels
@@ -100,6 +104,82 @@ def colours(pixels: np.ndarray) -> int:
     """How many distinct colours ``pixels`` (..., 3) uint8 hold."""
     p = pixels.reshape(-1, 3).astype(np.uint32)
     return np.unique(p[:, 0] << 16 | p[:, 1] << 8 | p[:, 2]).size
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> dict[Path, list[tuple[Extent, tuple[int, ...]]]]:
+    """Where each picture's colour-mapped images landed: per saved PNG, (display extent, data
+    shape) of every ``imshow`` image, read off the figure after its one real draw, just before
+    ``save_figure`` releases it (the figure is drawn and saved exactly as without this)."""
+    found: dict[Path, list[tuple[Extent, tuple[int, ...]]]] = {}
+    for module in (heatmaps, summary):
+
+        def spy(fig, path, real=module.save_figure):
+            release = fig.clear
+
+            def clear(*args, **kwargs):
+                found[Path(path)] = [
+                    (tuple(im.get_window_extent().extents), im.get_array().shape)
+                    for ax in fig.axes
+                    for im in ax.images
+                ]
+                return release(*args, **kwargs)
+
+            fig.clear = clear
+            return real(fig, path)
+
+        monkeypatch.setattr(module, "save_figure", spy)
+    return found
+
+
+def cell_colours(pixels: np.ndarray, extent: Extent, shape: tuple[int, ...]) -> np.ndarray:
+    """(rows, cols, 3): the colour that fills each cell of an image of ``shape`` drawn over
+    ``extent``: the most common colour of the middle of the cell, clear of the axes frame (a
+    written value, or a label over a corner, covers less of it)."""
+    x0, y0, x1, y1 = extent
+    h, w = shape[:2]
+    top = pixels.shape[0] - y1
+    ch, cw = (y1 - y0) / h, (x1 - x0) / w
+
+    def span(start: float, size: float, i: int, lo: float, hi: float) -> slice:
+        a = max(start + (i + 0.15) * size, lo + FRAME)
+        b = min(start + (i + 0.85) * size, hi - FRAME)
+        return slice(int(a), max(int(np.ceil(b)), int(a) + 1))
+
+    codes = pixels.astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
+    out = np.zeros((h, w), np.int64)
+    for r in range(h):
+        rows = span(top, ch, r, top, top + y1 - y0)
+        for c in range(w):
+            found, counts = np.unique(codes[rows, span(x0, cw, c, x0, x1)], return_counts=True)
+            out[r, c] = found[counts.argmax()]
+    return np.stack([out >> 16, (out >> 8) & 255, out & 255], axis=-1)
+
+
+def assert_cells_read_back(
+    pixels: np.ndarray,
+    extent: Extent,
+    values: np.ndarray,
+    cmap: str,
+    limits: tuple[float, float],
+    bad: tuple[int, int, int],
+) -> None:
+    """Every cell's colour, read back through the colormap, is the stored value within the
+    colormap's quantization step (the range of the entry it was painted with); a NaN cell
+    has the bad colour."""
+    values = np.asarray(values, np.float64)
+    colours = cell_colours(pixels, extent, values.shape)
+    finite = np.isfinite(values)
+    assert np.all(colours[~finite] == bad), "a cell without a value is not drawn blank"
+    low, high, dist = colormap_value(colours[finite], cmap, *limits)
+    v = values[finite]
+    slack = 1e-6 * (limits[1] - limits[0])  # imshow resamples the data in float32 first
+    assert np.all(dist == 0), f"{np.sum(dist > 0)} cells hold colours not in {cmap}"
+    wrong = (v < low - slack) | (v > high + slack)
+    assert not wrong.any(), (
+        f"{wrong.sum()} of {v.size} cells read back other values: e.g. stored "
+        f"{v[wrong][:3]}, read [{low[wrong][:3]}, {high[wrong][:3]}]"
+    )
 
 
 def red_pixels(pixels: np.ndarray) -> int:
@@ -286,7 +366,24 @@ def test_summary_sheets_of_every_rank(tmp_path):
             assert red_pixels(pixels) == 0, name
 
 
-def test_summary_with_nan_stats_and_no_finite_value(tmp_path):
+def assert_panels_read_back(pixels, images, result) -> None:
+    """The summary's three maps: each pixel of each panel is its statistic's stored value
+    (laid out by render's rules, ``maps.panel_image``) on the panel's scale; NaN is white."""
+    assert len(images) == 3
+    for (extent, shape), key in zip(images, ("mean", "std", "frac_positive"), strict=True):
+        image = maps.panel_image(np.asarray(result[key]))
+        assert shape == image.shape, key
+        finite = image[np.isfinite(image)]
+        if key == "frac_positive":
+            limits = (0.0, 1.0)
+        elif finite.size:
+            limits = (float(finite.min()), float(finite.max()))
+        else:
+            limits = (0.0, 1.0)  # nothing to scale: every pixel is blank anyway
+        assert_cells_read_back(pixels, extent, image, "viridis", limits, (255, 255, 255))
+
+
+def test_summary_with_nan_stats_and_no_finite_value(tmp_path, drawn):
     rng = np.random.default_rng(2)
     data = rng.normal(size=(25, 4, 4, 6))
     data[..., 1] = np.nan  # a channel with no finite value at all
@@ -294,10 +391,13 @@ def test_summary_with_nan_stats_and_no_finite_value(tmp_path):
     result = analysis_result(data)
     assert np.isnan(result["channel_mean"][1]) and result["nonfinite"] > 0
     draw_summary(result, "nan_layer", data.shape[1:], tmp_path / "nan.png")
-    assert_picture(tmp_path / "nan.png", 1200, 800)
+    pixels = assert_picture(tmp_path / "nan.png", 1200, 800)
+    assert_panels_read_back(pixels, drawn[tmp_path / "nan.png"], result)
     empty = analysis_result(np.full((5, 8), np.nan))
     draw_summary(empty, "all_nan", (8,), tmp_path / "empty.png", patterns=5)
-    assert read_png(tmp_path / "empty.png").shape[:2] == (1000, 1600)
+    pixels = read_png(tmp_path / "empty.png")
+    assert pixels.shape[:2] == (1000, 1600)
+    assert_panels_read_back(pixels, drawn[tmp_path / "empty.png"], empty)
 
 
 def test_top_sheet_with_fewer_patterns_than_k(tmp_path):
@@ -354,36 +454,54 @@ def test_top_sheet_speed_and_kind(tmp_path):
         draw_top(result, "dense", lambda i: inputs[i], "pattern", tmp_path / "bad.png")
 
 
-def test_cka_heatmaps(tmp_path):
+def test_cka_heatmaps(tmp_path, drawn):
     rng = np.random.default_rng(6)
     names = [f"backbone/stage_{i // 5}/residual_block_{i}/conv2d_with_long_name" for i in range(30)]
     f = np.cumsum(rng.normal(size=(30, 12)), 0)
     g = f @ f.T
     d = np.sqrt(np.diag(g))
     cka = np.abs(g / d[:, None] / d[None, :])
+    grey = (0xDD, 0xDD, 0xDD)  # the heatmaps' colour of a missing value
     draw_cka(names, names, cka, tmp_path / "cka.png")
     pixels = assert_picture(tmp_path / "cka.png", 1200, 1200)
     assert pixels.shape[0] < 4000 and pixels.shape[1] < 4000
+    ((extent, shape),) = drawn[tmp_path / "cka.png"]
+    assert shape == (30, 30)
+    assert_cells_read_back(pixels, extent, cka, "magma", (0.0, 1.0), grey)
     draw_cross_cka(names[:4], names[:6], cka[:4, :6], tmp_path / "cross.png", "runs/a", "runs/b")
-    assert_picture(tmp_path / "cross.png", 400, 300)
+    pixels = assert_picture(tmp_path / "cross.png", 400, 300)
+    ((extent, _),) = drawn[tmp_path / "cross.png"]
+    assert_cells_read_back(pixels, extent, cka[:4, :6], "magma", (0.0, 1.0), grey)
     epochs = np.clip(cka[:5, :8], 0, 1)
     epochs[:, -1] = 1.0
     epochs[2, 3] = np.nan
     draw_epoch_cka(names[:5], list(range(8)), epochs, tmp_path / "epochs.png")
-    assert_picture(tmp_path / "epochs.png", 500, 300)
+    pixels = assert_picture(tmp_path / "epochs.png", 500, 300)
+    ((extent, _),) = drawn[tmp_path / "epochs.png"]
+    assert_cells_read_back(pixels, extent, epochs, "magma", (0.0, 1.0), grey)
     with pytest.raises(ConfigError, match=r"expected shape \(2, 3\)"):
         draw_cka(names[:2], names[:3], cka[:3, :3], tmp_path / "bad.png")
 
 
-def test_class_heatmaps(tmp_path):
+def test_class_heatmaps(tmp_path, drawn):
     rng = np.random.default_rng(7)
     acts = rng.normal(size=(200, 16))
     labels = rng.integers(0, 5, 200)
     result = analysis_result(acts, labels=labels)
-    draw_classes(result["classes"], None, result["class_channel_mean"], tmp_path / "c.png")
-    assert_picture(tmp_path / "c.png", 500, 300)
+    means = result["class_channel_mean"]
+    assert means.min() < 0 < means.max()  # both signs: a diverging scale centred on 0
+    draw_classes(result["classes"], None, means, tmp_path / "c.png")
+    pixels = assert_picture(tmp_path / "c.png", 500, 300)
+    ((extent, shape),) = drawn[tmp_path / "c.png"]
+    assert shape == (5, 16)
+    top = float(np.abs(means).max())
+    assert_cells_read_back(pixels, extent, means, "RdBu_r", (-top, top), (0xDD,) * 3)
     wide = np.abs(rng.normal(size=(10, 512)))
     names = [f"class {c}" for c in "abcdefghij"]
     draw_classes(np.arange(10), names, wide, tmp_path / "wide.png", layer="conv")
     pixels = assert_picture(tmp_path / "wide.png", 1200, 400)
     assert pixels.shape[1] < 2600
+    ((extent, shape),) = drawn[tmp_path / "wide.png"]
+    assert shape == (10, 512)
+    limits = (float(wide.min()), float(wide.max()))  # one sign: viridis over the range
+    assert_cells_read_back(pixels, extent, wide, "viridis", limits, (0xDD,) * 3)

@@ -189,7 +189,7 @@ def test_direct_and_buffered_io_write_the_same_run(tmp_path):
     for byte the same with --buffered-io --fsync, and equal what Keras computes."""
     from pipeline.capturing.builtin_models import seed_model
     from pipeline.capturing.patterns import load_patterns
-    from pipeline.store.files import DIRECT_MIN
+    from pipeline.store.direct_io import DIRECT_MIN
 
     common = ("--patterns", "random:700:3", "--batch-size", "512")
     assert capture(tmp_path, *common, out="direct") == 0

@@ -54,6 +54,9 @@ HOSTILE: list[Any] = [
     -1e308,
 ]
 UNREAD = ("config", "versions")  # run.json entries kept for people, read by no code
+# Manifest fields ``verify`` checks against the file (where it is, which layer, its size, its
+# checksum, the shape and dtype in its header): any change to one must make it exit non-zero.
+VERIFIED = ("path", "layer", "bytes", "checksum", "shape", "dtype")
 DELETE = object()  # remove the key (or the list item) instead of replacing it
 
 
@@ -98,8 +101,9 @@ def replaced(doc: Any, path: tuple[Any, ...], value: Any) -> None:
 
 
 @st.composite
-def field_damage(draw: st.DrawFn, text: bytes, one_line: bool) -> bytes:
-    """``text`` (run.json, or one manifest line) with one field replaced or deleted."""
+def field_damage(draw: st.DrawFn, text: bytes, one_line: bool) -> tuple[bytes, str | None]:
+    """``text`` (run.json, or one manifest line) with one field replaced or deleted; and, when
+    that changed a manifest field ``verify`` checks, its name."""
     lines = text.splitlines(keepends=True) if one_line else [text]
     i = draw(st.integers(0, len(lines) - 1))
     doc = orjson.loads(lines[i])
@@ -109,9 +113,11 @@ def field_damage(draw: st.DrawFn, text: bytes, one_line: bool) -> bytes:
     used = [p for p in every if p[0] not in UNREAD] or every
     top = [p for p in used if len(p) == 1]
     path = draw(st.sampled_from(top) | st.sampled_from(used) | st.sampled_from(every))
+    before = orjson.dumps(doc)
     replaced(doc, path, draw(st.sampled_from([*HOSTILE, DELETE])))
     lines[i] = orjson.dumps(doc) + (b"\n" if one_line else b"")
-    return b"".join(lines)
+    checked = one_line and path[0] in VERIFIED and orjson.dumps(doc) != before
+    return b"".join(lines), str(path[0]) if checked else None
 
 
 @st.composite
@@ -127,14 +133,15 @@ def byte_damage(draw: st.DrawFn, text: bytes) -> bytes:
     return text[:at] + draw(st.binary(min_size=1, max_size=4)) + text[at:]
 
 
-def damaged(pristine: Path) -> st.SearchStrategy[tuple[str, bytes]]:
+def damaged(pristine: Path) -> st.SearchStrategy[tuple[str, bytes, str | None]]:
+    """(file name, its damaged text, the verified manifest field changed or None)."""
     manifest = (pristine / MANIFEST).read_bytes()
     run_json = (pristine / RUN_JSON).read_bytes()
     return st.one_of(
-        field_damage(manifest, one_line=True).map(lambda b: (MANIFEST, b)),
-        field_damage(run_json, one_line=False).map(lambda b: (RUN_JSON, b)),
-        byte_damage(manifest).map(lambda b: (MANIFEST, b)),
-        byte_damage(run_json).map(lambda b: (RUN_JSON, b)),
+        field_damage(manifest, one_line=True).map(lambda d: (MANIFEST, *d)),
+        field_damage(run_json, one_line=False).map(lambda d: (RUN_JSON, d[0], None)),
+        byte_damage(manifest).map(lambda b: (MANIFEST, b, None)),
+        byte_damage(run_json).map(lambda b: (RUN_JSON, b, None)),
     )
 
 
@@ -191,20 +198,53 @@ def test_damaged_runs_end_in_a_status_never_a_traceback(
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(damage=damaged(pristine))
-    def one(damage: tuple[str, bytes]) -> None:
-        name, text = damage
+    def one(damage: tuple[str, bytes, str | None]) -> None:
+        name, text, field = damage
         where = tmp_path_factory.mktemp("damaged")
         run = where / "run"
         shutil.copytree(pristine, run)
         (run / name).write_bytes(text)
         try:
-            seen[name].update(check_commands(run, where / "pictures"))
+            codes = check_commands(run, where / "pictures")
+            seen[name].update(codes)
+            if field is not None:  # a field verify checks: it must not call the run sound
+                checked_fields.add(field)
+                assert codes[1] != 0, f"verify exited 0 with the manifest's {field!r} changed"
         finally:
             shutil.rmtree(where)
 
+    checked_fields: set[str] = set()
     one()
     # Both files were damaged, and the damage was seen: not every example was harmless.
     assert seen[MANIFEST] - {0} and seen[RUN_JSON] - {0}
+    assert checked_fields, "no example changed a field verify checks"
+
+
+@pytest.mark.parametrize("field", VERIFIED)
+def test_verify_fails_whatever_replaces_a_field_it_checks(
+    pristine: Path, tmp_path: Path, field: str
+) -> None:
+    """Every hostile value (and the field's deletion) in the first and the last manifest line:
+    verify exits 1 and says PROBLEMS, never 0; an unchanged field is no damage."""
+    lines = (pristine / MANIFEST).read_bytes().splitlines(keepends=True)
+    tried = 0
+    for i in (0, len(lines) - 1):
+        for value in [*HOSTILE, DELETE]:
+            doc = orjson.loads(lines[i])
+            if value is not DELETE and orjson.dumps(value) == orjson.dumps(doc[field]):
+                continue
+            replaced(doc, (field,), value)
+            run = tmp_path / f"run-{tried}"
+            shutil.copytree(pristine, run)
+            damaged_lines = list(lines)
+            damaged_lines[i] = orjson.dumps(doc) + b"\n"
+            (run / MANIFEST).write_bytes(b"".join(damaged_lines))
+            code, out, err = cli("verify", str(run))
+            said = f"{field} = {value!r} on line {i + 1}: verify -> {code}\n{out}{err}"
+            assert code == 1 and out.splitlines()[-1].startswith("PROBLEMS"), said
+            shutil.rmtree(run)
+            tried += 1
+    assert tried >= 2 * len(HOSTILE)
 
 
 def test_a_manifest_max_that_is_an_object_is_a_skipped_line(pristine: Path, tmp_path: Path) -> None:

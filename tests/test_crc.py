@@ -256,6 +256,7 @@ def test_a_fresh_process_uses_zlib_ng() -> None:
 
 
 @given(st.binary(max_size=300), st.binary(max_size=300), st.integers(0, 2**32 - 1))
+@settings(deadline=None)  # correctness only: a slow example on a busy machine is no failure
 def test_combine_equals_crc_of_the_concatenation(a: bytes, b: bytes, start: int) -> None:
     crc_a = zlib.crc32(a, start)
     assert crc32_combine(crc_a, zlib.crc32(b), len(b)) == zlib.crc32(a + b, start)

@@ -6,7 +6,6 @@ buffer pool stays within its budget."""
 from __future__ import annotations
 
 import threading
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.store import codecs
-from pipeline.store.files import ALIGN, DIRECT_MIN, O_DIRECT, BufferPool, FileWriter
+from pipeline.store.direct_io import ALIGN, DIRECT_MIN, O_DIRECT, BufferPool, FileWriter
 from pipeline.store.prepare import encode, ranges
 from pipeline.store.stats import array_stats
 
@@ -109,16 +108,36 @@ def test_ranges_cover_every_element_once_in_file_order() -> None:
             assert all(0 < b - a <= step for a, b in spans)
 
 
+class _WatchedCondition(threading.Condition):
+    """The pool's condition, unchanged but for an event set when a thread starts to wait on
+    it: proof that a taker is blocked, with no sleep to guess how long blocking takes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waiting.set()
+        return super().wait(timeout)
+
+
 def test_pool_blocks_past_its_budget_and_reuses_buffers() -> None:
     pool = BufferPool(3 * ALIGN)
+    watched = pool._cond = _WatchedCondition()
     a, b = pool.take(ALIGN), pool.take(2 * ALIGN)
+    assert not watched.waiting.is_set()  # within the budget: no wait
     got: list[np.ndarray] = []
-    waiter = threading.Thread(target=lambda: got.append(pool.take(ALIGN)))
+    waiter = threading.Thread(target=lambda: got.append(pool.take(ALIGN)), daemon=True)
     waiter.start()
-    time.sleep(0.2)  # not a timing assertion: the taker must still be waiting after it
-    assert got == [] and waiter.is_alive()
-    pool.give(a)
-    waiter.join(timeout=10)
+    try:
+        # The taker waits on the pool (the event), and has not returned: nothing was given back.
+        assert watched.waiting.wait(timeout=30), "the taker never waited on the pool"
+        with watched:  # the taker released the lock to wait, and holds nothing yet
+            assert got == [] and waiter.is_alive()
+    finally:
+        pool.give(a)
+        waiter.join(timeout=30)
+    assert not waiter.is_alive()
     assert got and got[0] is a  # the freed buffer, not a new one
     pool.give(b)
     pool.give(got[0])

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import orjson
 import pytest
+from page_pixels import inside_any, page_geometry, pixel_centres, sampled_levels
 from PIL import Image
 
 from pipeline.capturing.patterns import load_patterns
@@ -291,9 +292,35 @@ def test_normalized_pictures_go_through_the_colormap(tmp_path, rgb_model):
     run = capture_model(rgb_model, cfg, quiet=True)
     report = render(run, tmp_path / "pics", grid=(1, 1), patterns="0", workers=1, quiet=True)
     assert report.pages == 1 + len(run.layers) and not report.problems
-    assert (tmp_path / "pics" / "pattern-0" / "0.png").stat().st_size > 0
     rec = run.input_records[0]  # a mosaic of its channels, with its value line like a layer's
-    cell = input_cell(ChunkCache(run), rec, 0, input_scales(run)[rec.name], GridOptions())
+    opts = GridOptions(rows=1, cols=1)
+    cell = input_cell(ChunkCache(run), rec, 0, input_scales(run)[rec.name], opts)
     stored = run.get_input(rec.name, 0)
     assert not cell.rgb and cell.tiles is not None and cell.tiles.shape == stored.shape
     assert cell.caption == layout.value_caption(float(stored.min()), float(stored.max()))
+    # The page, read back: at the centre of each pixel of each channel's tile, a colour of the
+    # colormap (viridis, sampled at raster.LEVELS levels) whose level holds the stored value
+    # on the input's scale (its smallest to its largest value).
+    with Image.open(tmp_path / "pics" / "pattern-0" / "0.png") as png:
+        assert png.mode == "P"
+        page = np.asarray(png.convert("RGB"))
+    geo = page_geometry(opts, [cell], f"pattern 0 (page 1/{report.pages})")
+    rows, cols, clear = pixel_centres(geo.images[0], layout.mosaic_shape(stored.shape), geo.height)
+    covered = inside_any(rows, cols, geo.labels[0]) | ~clear
+    lo, hi = float(stored.min()), float(stored.max())
+    step = (hi - lo) / raster.LEVELS
+    read = 0
+    for k, (y, x) in enumerate(layout.tile_origins(stored.shape)):
+        tile = (slice(y, y + SIZE), slice(x, x + SIZE))
+        level, dist = sampled_levels(
+            page[np.ix_(rows[tile[0]], cols[tile[1]])], "viridis", raster.LEVELS
+        )
+        shown = ~covered[tile]
+        assert shown[SIZE // 2, SIZE // 2] and shown.mean() > 0.8, k  # labels cover a corner
+        assert np.all(dist[shown] == 0), f"channel {k}: colours not of the colormap"
+        value = stored[..., k][shown].astype(np.float64)
+        low, high = lo + level[shown] * step, lo + (level[shown] + 1) * step
+        wrong = (value < low - 1e-6) | (value > high + 1e-6)
+        assert not wrong.any(), f"channel {k}: {wrong.sum()} pixels read back other values"
+        read += shown.sum()
+    assert read > 0.8 * stored.size

@@ -29,7 +29,7 @@ from ..capturing.stream import pass_batches
 from ..errors import SpecError
 from ..store import EntryList, ManifestEntry, QueuedWriter
 from ..store.chunk_files import DataFiles
-from ..store.files import FileWriter
+from ..store.direct_io import FileWriter
 from .capture_tasks import CaptureTask, WorkerSpec
 
 log = logging.getLogger(__name__)

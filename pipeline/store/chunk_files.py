@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import StoreError
 from . import codecs, naming
 from .atomic import disk_error, remove_temporary, temporary
-from .files import BufferPool, FileWriter
+from .direct_io import BufferPool, FileWriter
 from .manifest import ManifestEntry
 from .prepare import Encoded, encode
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import codecs
 from .crc import crc32, crc32_combine
-from .files import BufferPool
+from .direct_io import BufferPool
 from .stats import Stats, array_stats, merge_stats
 
 SUB = 1 << 18  # elements per step inside a range: a few hundred KiB stay in cache

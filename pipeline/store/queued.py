@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .chunk_files import DataFiles
-from .files import ALIGN, BufferPool
+from .direct_io import ALIGN, BufferPool
 from .manifest import ManifestEntry
 from .parallel_fill import Filling, Item, Preparer
 from .prepare import stored_dtype

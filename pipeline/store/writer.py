@@ -18,7 +18,7 @@ import orjson
 from ..errors import StoreError
 from . import codecs
 from .chunk_files import DataFiles, input_folders, layer_folders
-from .files import BufferPool, FileWriter
+from .direct_io import BufferPool, FileWriter
 from .jsonl import LineFile
 from .manifest import MANIFEST, METRICS, SCHEMA_VERSION, ManifestEntry
 from .resume import Key, resume
