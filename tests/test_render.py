@@ -170,8 +170,28 @@ def test_plot_pattern_process_is_the_articles_call(tmp_path, seed_model):
 def test_unknown_colormap_is_a_clear_error(seed_run, tmp_path):
     from pipeline.errors import RenderError
 
-    with pytest.raises(RenderError, match="unknown colormap 'nope'"):
+    with pytest.raises(RenderError, match="^cmap: unknown colormap 'nope'"):  # the parameter
         render(seed_run, tmp_path / "x", cmap="nope", quiet=True)
+
+
+def test_the_command_line_names_the_flag_where_the_library_names_the_parameter(
+    seed_run, tmp_path, capsys
+):
+    from pipeline.cli import main
+    from pipeline.cli.dispatch import flag_named
+
+    assert (
+        main(["-q", "render", str(seed_run.path), "--out", str(tmp_path / "x"), "--cmap", "nope"])
+        == 2
+    )
+    assert capsys.readouterr().err == (
+        "passage: error: --cmap: unknown colormap 'nope'; expected a matplotlib colormap name "
+        "such as viridis\n"
+    )
+    assert flag_named("epoch: 7 is not in run r", "analyze") == "--epoch: 7 is not in run r"
+    assert flag_named("dask address: expected", "capture") == "--dask: expected"
+    assert flag_named("epoch: 7", "render") == "epoch: 7"  # render has no --epoch
+    assert flag_named("run r: no such layer", "analyze") == "run r: no such layer"
 
 
 def test_pure_layout_rules():
