@@ -8,7 +8,7 @@ import shutil
 
 # PASSAGE_CHROMIUM names the binary outright; otherwise the first of these on PATH
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-INSTALL_HINT = "apt-get install chromium (or set PASSAGE_CHROMIUM to a Chromium binary)"
+INSTALL_HINT = "apt-get install chromium; or set PASSAGE_CHROMIUM to a Chromium binary"
 
 
 def find_chromium() -> str | None:

@@ -92,8 +92,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
         reason = reason.removeprefix("Skipped: ")
-        if ")" in reason:  # "<what is missing> (<how to install it>): <what was checked instead>"
-            reason = reason[: reason.index(")") + 1]
+        # "<what is missing> (<how to install it>): <what was checked instead>"
+        reason = reason.split("): ", 1)[0] + ")" if "): " in reason else reason
         reasons[reason] = reasons.get(reason, 0) + 1
     if reasons:
         total = sum(reasons.values())
