@@ -22,9 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, Self, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11's; the package runs on 3.10
+    from typing import Self
 
 ChunkT = TypeVar("ChunkT", contravariant=True)
 ResultT = TypeVar("ResultT", covariant=True)

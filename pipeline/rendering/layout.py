@@ -15,6 +15,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..store.stats import merge_ranges
 
+MAX_CHANNELS = 64  # channel maps a mosaic shows by default (the rest are cut; rank_note says so)
+
 
 def pages(n_cells: int, rows: int, cols: int) -> list[list[int]]:
     """Split cell indices 0..n_cells-1 into pages of rows*cols cells, in order."""
@@ -42,7 +44,7 @@ def vector_image(vec: np.ndarray, mode: str = "square") -> np.ndarray:
     return out.reshape(rows, cols)
 
 
-def channel_mosaic(arr: np.ndarray, max_channels: int = 64, pad: int = 1) -> np.ndarray:
+def channel_mosaic(arr: np.ndarray, max_channels: int = MAX_CHANNELS, pad: int = 1) -> np.ndarray:
     """(H, W, C) as a near-square mosaic of its first ``max_channels`` channel maps.
 
     Tiles are separated by ``pad`` NaN pixels (drawn blank). Tile k (row-major) is channel k.
@@ -58,7 +60,9 @@ def channel_mosaic(arr: np.ndarray, max_channels: int = 64, pad: int = 1) -> np.
     return out[: rows * (h + pad) - pad, : cols * (w + pad) - pad]
 
 
-def mosaic_shape(shape: Sequence[int], max_channels: int = 64, pad: int = 1) -> tuple[int, int]:
+def mosaic_shape(
+    shape: Sequence[int], max_channels: int = MAX_CHANNELS, pad: int = 1
+) -> tuple[int, int]:
     """The shape of ``channel_mosaic`` of an (H, W, C) array, without building it."""
     h, w, c = (int(v) for v in shape)
     rows, cols = near_square(min(c, max_channels))
@@ -66,7 +70,11 @@ def mosaic_shape(shape: Sequence[int], max_channels: int = 64, pad: int = 1) -> 
 
 
 def mosaic_sources(
-    rows: np.ndarray, cols: np.ndarray, shape: Sequence[int], max_channels: int = 64, pad: int = 1
+    rows: np.ndarray,
+    cols: np.ndarray,
+    shape: Sequence[int],
+    max_channels: int = MAX_CHANNELS,
+    pad: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For pixels (``rows``, ``cols``) of ``channel_mosaic`` of a C-contiguous (H, W, C) array:
     (which of them show a channel value, not padding; the flat index of that value)."""
@@ -81,7 +89,7 @@ def mosaic_sources(
 
 
 def tile_origins(
-    shape: tuple[int, int, int], max_channels: int = 64, pad: int = 1
+    shape: tuple[int, int, int], max_channels: int = MAX_CHANNELS, pad: int = 1
 ) -> list[tuple[int, int]]:
     """Top-left (row, col) pixel of each channel tile in ``channel_mosaic`` (for labels)."""
     h, w, c = shape
@@ -95,7 +103,9 @@ def reduce_volume(arr: np.ndarray) -> np.ndarray:
     return np.asarray(arr).mean(axis=0)
 
 
-def to_image(arr: np.ndarray, vector: str = "square", max_channels: int = 64) -> np.ndarray:
+def to_image(
+    arr: np.ndarray, vector: str = "square", max_channels: int = MAX_CHANNELS
+) -> np.ndarray:
     """Any per-pattern output as one 2-D image.
 
     rank 0 -> 1x1; (N,) -> ``vector_image`` (near-square padded with NaN, or a 1xN strip);
@@ -118,7 +128,7 @@ def to_image(arr: np.ndarray, vector: str = "square", max_channels: int = 64) ->
 
 
 def channel_labels(
-    shape: Sequence[int], max_channels: int = 64, pad: int = 1
+    shape: Sequence[int], max_channels: int = MAX_CHANNELS, pad: int = 1
 ) -> list[tuple[int, int, str]]:
     """(row, col, text) of the channel index label of each mosaic tile, for outputs of rank 3
     (H, W, C) and 4 (D, H, W, C); empty for other ranks (no tiles)."""
@@ -135,7 +145,9 @@ def _labels(
     return tuple((r, q, str(k)) for k, (r, q) in enumerate(origins))
 
 
-def rank_note(shape: Sequence[int], max_channels: int = 64, per_channel: bool = False) -> str:
+def rank_note(
+    shape: Sequence[int], max_channels: int = MAX_CHANNELS, per_channel: bool = False
+) -> str:
     """What a cell shows beyond the raw array, for its title ('' when nothing to say)."""
     notes = []
     if len(shape) == 4:
@@ -221,7 +233,7 @@ def fixed_limits(mins: Sequence[float | None], maxs: Sequence[float | None]) -> 
 
 
 # -- what a cell says about its values ------------------------------------------------------------
-def shown_values(arr: np.ndarray, max_channels: int = 64) -> np.ndarray:
+def shown_values(arr: np.ndarray, max_channels: int = MAX_CHANNELS) -> np.ndarray:
     """The values ``to_image`` shows of ``arr`` (its color scale and value range come from
     these): the first ``max_channels`` channels of a rank-3 map, of a rank-4 volume's mean."""
     a = np.asarray(arr)

@@ -169,7 +169,7 @@ class Run:
                 f"pattern {pattern} is out of range; run {self.path} holds {self.num_patterns}"
             )
         names = (self.info.get("sources") or {}).get("names")
-        return self.sources[pattern] if names is not None else self._origin(pattern)
+        return str(names[pattern]) if names is not None else self._origin(pattern)
 
     @property
     def epochs(self) -> list[int | None]:

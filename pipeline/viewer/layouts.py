@@ -21,9 +21,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..rendering.layout import mosaic_shape, near_square, rank_note, shape_label, tile_origins
+from ..rendering.layout import (
+    MAX_CHANNELS,
+    mosaic_shape,
+    near_square,
+    rank_note,
+    shape_label,
+    tile_origins,
+)
 
-MAX_CHANNELS = 64  # render's default ``max_channels``: a mosaic shows the first 64 channels
 Block = list[int]  # [row, col, height, width, offset, row_step, col_step]
 
 

@@ -8,6 +8,7 @@ name something in the run is the API's business.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
@@ -81,10 +82,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
             400, f"shape must be sizes joined by commas (e.g. 3,4,70); received {text[:40]!r}"
         )
     dims = tuple(int(v) for v in text.split(",")) if text else ()
-    size = 1
-    for v in dims:
-        size *= v
-    if max(dims, default=0) > MAX_SIZE or size > MAX_SIZE:
+    if max(dims, default=0) > MAX_SIZE or math.prod(dims) > MAX_SIZE:
         raise BadRequest(400, f"shape {text[:40]!r} holds more than {MAX_SIZE} values")
     return dims
 
