@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # DASK=tcp://HOST:PORT or DASK=local:N runs capture, render and analyze on a Dask cluster.
 DASK_FLAG := $(if $(DASK),--dask $(DASK))
 
-.PHONY: install capture render analyze serve test test-bare lint format bench bench-quick clean
+.PHONY: install capture render analyze compare serve test test-bare lint format bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ render: capture
 # Statistics, dead units, top patterns and CKA over every captured pattern: RUN/analysis/.
 analyze: capture
 	$(BIN)/passage analyze --config $(CONFIG) $(DASK_FLAG)
+
+# The run's layers (at every epoch) against the neural data of [compare]: RUN/compare/NAME/.
+# CONFIG=configs/compare.toml compares a training run with a synthetic reference.
+compare: capture
+	$(BIN)/passage compare --config $(CONFIG) $(DASK_FLAG)
 
 # The viewer on the default config's run: http://127.0.0.1:8000/ (Ctrl-C stops it).
 serve: $(STAMP)

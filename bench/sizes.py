@@ -32,6 +32,12 @@ class Sizes:
     viewer_switches: int = 50  # pattern switches timed in the browser (p50, p95)
     distributed: int = 60_000  # patterns of the --dask local:2 capture figures
     overhead_batches: int = 200  # small batches of the Dask task-overhead figure
+    rdm_conditions: int = 5_000  # patterns of the run whose model RDMs are timed
+    rdm_features: int = 16_384  # features per pattern of each of its layers
+    rdm_layers: int = 2
+    encoding_conditions: int = 2_000  # the encoding figure: conditions x features x voxels
+    encoding_features: int = 100_000
+    encoding_voxels: int = 1_000
 
 
 FULL = Sizes(
@@ -68,6 +74,11 @@ QUICK = Sizes(
     seed_pages=48,
     # large, middle and small maps, the classifier: pages like the whole model's, fewer
     cnn_pages_include=("block_1_*", "block_6_*", "block_13_*", "Conv_1*", "predictions"),
+    rdm_conditions=2_000,
+    rdm_features=10_000,
+    encoding_conditions=600,
+    encoding_features=20_000,
+    encoding_voxels=300,
 )
 TINY = Sizes(
     capture=300,
@@ -90,4 +101,10 @@ TINY = Sizes(
     cnn_pages=1,
     seed_pages=4,
     cnn_pages_include=("block_1_*",),
+    rdm_conditions=200,
+    rdm_features=2_000,
+    rdm_layers=1,
+    encoding_conditions=100,
+    encoding_features=2_000,
+    encoding_voxels=20,
 )

@@ -18,7 +18,7 @@ from .sizes import Sizes
 
 log = logging.getLogger(__name__)
 
-SUITES = ("capture", "render", "analysis", "training", "viewer", "distributed")
+SUITES = ("capture", "render", "analysis", "compare", "training", "viewer", "distributed")
 
 
 def run_all(
@@ -28,6 +28,8 @@ def run_all(
     from .analysis_suite import analysis_figures
     from .capture_suite import capture_figures
     from .distributed_suite import distributed_figures
+    from .encoding_bench import encoding_figures
+    from .rdm_bench import rdm_figures
     from .render_suite import render_figures
     from .training_suite import training_figures
     from .viewer_suite import viewer_figures
@@ -43,6 +45,9 @@ def run_all(
             figures += render_figures(sizes, tmp)
         if "analysis" in suites:
             figures += analysis_figures(sizes, tmp)
+        if "compare" in suites:
+            figures += rdm_figures(sizes, tmp)
+            figures += encoding_figures(sizes, tmp)
         if "training" in suites:
             figures += training_figures(sizes)
         if "viewer" in suites:

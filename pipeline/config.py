@@ -26,6 +26,7 @@ else:  # pragma: no cover
 
 FORMATS = ("npy", "json")
 DTYPES = ("float32", "float16")
+RESIZES = ("squash", "crop")  # how an image folder is brought to the input's size; first: default
 # Layer selection rules (pipeline/capturing/selection.py); the first is the default.
 RULES = ("maps", "seed", "all")
 SIZE_RULES = ("maps", "seed")  # the rules that compare an output's first two axes to min_size
@@ -70,6 +71,13 @@ class CaptureConfig:
     # Store the model's inputs with the run (render draws them first); None: only when the
     # patterns come from an image folder. Batch capture only.
     keep_inputs: bool | None = None
+    # What the model is fed for image-folder patterns: "" (pixels in [0, 1]), a Keras
+    # Applications family ("resnet50", "mobilenet_v2": its preprocess_input of 0..255 pixels)
+    # or "module:function" of a float32 batch in 0..255.
+    preprocess: str = ""
+    # How images are brought to the input's (H, W): "squash" (stretch) or "crop" (scale the
+    # shorter side to size, then cut the centre).
+    resize: str = "squash"
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,24 @@ class AnalyzeConfig:
     cka: bool = True
     pictures: bool = True
     max_channels: int = 64
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    # Reference RDM files (.npy, .mat, .h5); "V1=v1.mat" names the reference after a region.
+    rdms: tuple[str, ...] = ()
+    # Responses (conditions x voxels, or repeats x conditions x voxels): RDMs and encoding.
+    responses: tuple[str, ...] = ()
+    name: str = ""  # RUN/compare/NAME; empty: the first file's stem
+    distance: str = "correlation"  # of the model RDMs: correlation, euclidean, cosine
+    method: str = "tau-a"  # RDM comparison (docs/compare.md)
+    epoch: str = "all"  # "all" or an epoch number
+    bootstrap: int = 1000  # samples of the 95 % intervals (0: none)
+    seed: int = 0
+    conditions: str = ""  # .npy of the run's pattern indices, one per condition, in order
+    labels: str = ""  # .npy of one integer per condition (groups the RDM pictures)
+    workers: int = 0  # 0: one per core when the layers are large enough
+    pictures: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,6 +159,7 @@ class Config:
     render: RenderConfig = field(default_factory=RenderConfig)
     train: TrainConfig | None = None
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     dask: DaskConfig = field(default_factory=DaskConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -219,6 +246,8 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[capture] queue_size: expected >= 1, received {c.queue_size}")
     if c.limit < 0:
         raise ConfigError(f"[capture] limit: expected >= 0 (0: all patterns), received {c.limit}")
+    if c.resize not in RESIZES:
+        raise ConfigError(f"[capture] resize: expected one of {RESIZES}, received {c.resize!r}")
     if s.rule not in RULES:
         raise ConfigError(f"[select] rule: expected one of {RULES}, received {s.rule!r}")
     if s.rule in SIZE_RULES and len(s.min_size) != 2:
@@ -250,6 +279,16 @@ def _validate(cfg: Config) -> Config:
             "[analyze]: expected top >= 1, workers >= 0 and max_channels >= 1, received "
             f"top={a.top} workers={a.workers} max_channels={a.max_channels}"
         )
+    m = cfg.compare
+    if m.epoch != "all" and not m.epoch.isdigit():
+        raise ConfigError(
+            f"[compare] epoch: expected 'all' or an epoch number, received {m.epoch!r}"
+        )
+    if m.bootstrap < 0 or m.workers < 0:
+        raise ConfigError(
+            "[compare]: expected bootstrap >= 0 (0: no intervals) and workers >= 0, received "
+            f"bootstrap={m.bootstrap} workers={m.workers}"
+        )
     d = cfg.dask
     if d.batches_per_task < 0 or d.timeout <= 0:
         raise ConfigError(
@@ -257,6 +296,12 @@ def _validate(cfg: Config) -> Config:
             f"received batches_per_task={d.batches_per_task} timeout={d.timeout}"
         )
     t = cfg.train
+    if t is not None and (c.preprocess or c.resize != RESIZES[0]):
+        raise ConfigError(
+            "[capture] preprocess/resize: training runs feed their dataset as it is; expected "
+            f"them unset with a [train] table, received preprocess={c.preprocess!r} "
+            f"resize={c.resize!r}; preprocess the dataset in its factory instead"
+        )
     if t is not None and c.keep_inputs:
         raise ConfigError(
             "[capture] keep_inputs: training runs do not store their inputs yet; expected "
@@ -281,6 +326,7 @@ SECTIONS: dict[str, type] = {
     "render": RenderConfig,
     "train": TrainConfig,
     "analyze": AnalyzeConfig,
+    "compare": CompareConfig,
     "dask": DaskConfig,
 }
 

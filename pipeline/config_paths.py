@@ -9,7 +9,8 @@ import os
 from typing import Any
 
 # (section, key) -> what its value names: "path" (a file or folder), "model" (a model spec),
-# "patterns" (a pattern spec, one per input separated by commas) or "dataset" (a dataset spec).
+# "patterns" (a pattern spec, one per input separated by commas), "dataset" (a dataset spec) or
+# "named" (a list of files, each "NAME=path" or "path").
 PATH_KEYS: dict[tuple[str, str], str] = {
     ("capture", "model"): "model",
     ("capture", "patterns"): "patterns",
@@ -17,6 +18,10 @@ PATH_KEYS: dict[tuple[str, str], str] = {
     ("render", "out"): "path",
     ("analyze", "labels"): "path",
     ("analyze", "against"): "path",
+    ("compare", "rdms"): "named",
+    ("compare", "responses"): "named",
+    ("compare", "conditions"): "path",
+    ("compare", "labels"): "path",
     ("train", "dataset"): "dataset",
     ("train", "watch"): "patterns",
 }
@@ -45,6 +50,9 @@ def resolve_spec(spec: str, kind: str, base: str) -> str:
         return ",".join(resolve_spec(part.strip(), kind, base) for part in spec.split(","))
     if kind == "path":
         return resolve_path(spec, base)
+    if kind == "named":
+        name, sep, path = spec.rpartition("=")
+        return f"{name}{sep}{resolve_path(path, base)}"
     if spec.startswith(_SCHEMES):
         return spec
     module, sep, attr = spec.rpartition(":")
@@ -61,6 +69,11 @@ def resolve_file_paths(data: dict[str, Any], base: str) -> dict[str, Any]:
     out = dict(data)
     for (section, key), kind in PATH_KEYS.items():
         table = out.get(section)
-        if isinstance(table, dict) and isinstance(table.get(key), str):
-            out[section] = {**table, key: resolve_spec(table[key], kind, base)}
+        if not isinstance(table, dict):
+            continue
+        value = table.get(key)
+        if isinstance(value, str):
+            out[section] = {**table, key: resolve_spec(value, kind, base)}
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            out[section] = {**table, key: [resolve_spec(v, kind, base) for v in value]}
     return out

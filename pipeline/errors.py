@@ -80,3 +80,8 @@ class RenderError(PassageError, RuntimeError):
 
 class DistributedError(PassageError, RuntimeError):
     """The Dask cluster could not be reached, was lost, or cannot run what was asked."""
+
+
+class NeuralDataError(PassageError, ValueError):
+    """Neural data handed to compare (reference RDMs, responses, conditions) cannot be read, or
+    does not fit the run (a count of conditions that differs from the run's patterns)."""

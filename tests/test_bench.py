@@ -41,6 +41,12 @@ EXPECTED = [
     "analyze with exact CKA / checked read-and-sum",
     "analyze peak RSS, 300 / 30 patterns",
     "same, --no-cka",
+    "model RDMs, 200 conditions x 1 layers of 2,000 features (files in the page cache) / "
+    "float32 X X^T",
+    "model RDMs, 200 conditions x 1 layers of 2,000 features (files evicted from the page "
+    "cache) / float32 X X^T",
+    "encoding time, ours / scikit-learn RidgeCV, 100 conditions x 2,000 features x 20 voxels",
+    "encoding peak RSS, ours / scikit-learn RidgeCV, 100 conditions x 2,000 features x 20 voxels",
     "training time with CaptureCallback / without",
     "viewer: first pattern view drawn after opening the run, 300 patterns",
     "viewer: switch pattern, p95 over 5 switches",

@@ -2,11 +2,12 @@
 callback) and its fingerprint, the hash of what must match for a later capture to resume it.
 
 Each mode names its own identifying parts (batch capture: the model spec and weights, the
-pattern spec, the batch size; training: the model structure, the watched patterns' bytes and
-the record schedule, never the weights); every run is identified by its layers, its pattern
-count and its storage options as well. A fingerprint never changes for the same parts, so runs
-written earlier keep resuming. run.json also holds one digest per part (``identity``), so that
-a refused resume can say which part differs (``pipeline.store.refusal``).
+pattern spec, the batch size, how images are resized and preprocessed; training: the model
+structure, the watched patterns' bytes and the record schedule, never the weights); every
+run is identified by its layers, its pattern count and its storage options as well. A
+fingerprint never changes for the same parts, so runs written earlier keep resuming. run.json
+also holds one digest per part (``identity``), so that a refused resume can say which part
+differs (``pipeline.store.refusal``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import orjson
 
 from .. import __version__
+from ..config import RESIZES
 from ..store.crc import crc32
 from ..store.naming import layer_dir
 from .framework import keras_and_tf
@@ -66,6 +68,15 @@ def layer_records(selected: Sequence[LayerInfo]) -> list[dict[str, Any]]:
         }
         for info in selected
     ]
+
+
+def image_parts(preprocess: str, resize: str) -> dict[str, str]:
+    """The identity parts of how image folders are fed (``--preprocess``, ``--resize``): none
+    for the defaults, so that runs begun before these options existed keep resuming."""
+    parts = {"preprocess": preprocess} if preprocess else {}
+    if resize != RESIZES[0]:
+        parts["resize"] = resize
+    return parts
 
 
 STORED_INPUTS = "stored_inputs"  # run.json's key for kept model inputs, and their part

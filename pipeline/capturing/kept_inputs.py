@@ -2,8 +2,9 @@
 records, and each batch's input files beside the layers' ones.
 
 Each model input is stored per pattern like a layer output (same codecs, checksums, manifest
-lines, resume and verify), as the model was fed it (cast to the input's dtype), under the
-manifest name ``input:<name>`` and the folder ``data/inputs/<epoch>/<index>-<name>/``; run.json
+lines, resume and verify), as the patterns were read (cast to the input's dtype): an image
+folder's pictures in [0, 1], displayable, even when ``--preprocess`` feeds the model another
+array (``PatternSource.feed``), under the manifest name ``input:<name>`` and the folder ``data/inputs/<epoch>/<index>-<name>/``; run.json
 lists them in ``stored_inputs``, never in ``layers``. Unset (None), ``keep_inputs`` keeps them
 for image-folder patterns only, and a run begun without them resumes without them.
 """
@@ -103,7 +104,7 @@ def input_items(
     missing: frozenset[str],
 ) -> list[tuple[str, None, int, np.ndarray]]:
     """The writer's items for one batch's stored inputs (those still ``missing``): each
-    input as the model is fed it."""
+    input of ``patterns`` as read, before any ``--preprocess`` (what is shown)."""
     return [
         (key, None, first, np.asarray(x, dtype=dtype))
         for key, dtype, x in zip(keys, dtypes, patterns, strict=True)

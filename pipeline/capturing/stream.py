@@ -25,6 +25,7 @@ from .identity import (
     arrays_digest,
     describe_run,
     fingerprint,
+    image_parts,
     weights_digest,
 )
 from .inputs import input_names, input_shapes
@@ -39,6 +40,7 @@ from .kept_inputs import (
 )
 from .models import load_model
 from .patterns import PatternSource, array_source, limited, load_patterns
+from .patterns.preprocess import notice_preprocess
 from .pending import Pending, pending_batches
 from .probe import Probe, layer_infos
 from .selection import LayerInfo, select_layers
@@ -174,7 +176,7 @@ def plan_capture(model: Any, config: Config, patterns: Any = None) -> CapturePla
     shapes = input_shapes(model)
     names = input_names(model)
     source = (
-        load_patterns(c.patterns, shapes, names, c.inputs, limit=c.limit)
+        load_patterns(c.patterns, shapes, names, c.inputs, c.limit, c.preprocess, c.resize)
         if patterns is None
         else limited(array_source(patterns, shapes), c.limit)
     )
@@ -191,6 +193,8 @@ def plan_capture(model: Any, config: Config, patterns: Any = None) -> CapturePla
     }
     if source.names is not None:  # image files: a renamed or added file is another run
         identity["sources"] = source.names
+    identity.update(image_parts(c.preprocess, c.resize))
+    notice_preprocess(model.name, source.kind, c.preprocess)
     kept = input_records(model, c.dtype) if keeps_inputs(c.keep_inputs, source) else []
     check_apart(kept, selected)
     run = describe_run(
@@ -224,7 +228,7 @@ def plan_capture(model: Any, config: Config, patterns: Any = None) -> CapturePla
         # cannot run stops here (ModelRunError) and leaves no half-written run behind. A run
         # being resumed ran already; its probe is built only if something is left to do.
         probe = Probe(model, selected)
-        probe(source.batch(0, 1))
+        probe(source.feed(source.batch(0, 1)))
     if not c.batch_size and not c.overwrite:  # chosen by budget: a run begun with another
         batch_size = resumed_batch_size(out, run.parts, batch_size)  # size resumes with its own
         run.info["batch_size"] = run.parts["batch"] = batch_size
@@ -289,7 +293,7 @@ def pass_batches(
     one is prepared."""
     patterns = source.batch(todo[0].first, todo[0].size)
     for i, batch in enumerate(todo):
-        outputs = probe(patterns)
+        outputs = probe(source.feed(patterns))  # kept inputs: as read (images in [0, 1])
         items = [
             (name, None, batch.first, out)
             for name, out in zip(layers, outputs, strict=True)

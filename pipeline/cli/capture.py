@@ -48,6 +48,20 @@ def add_parsers(sub: argparse._SubParsersAction, after: argparse.ArgumentParser)
         help="store the model's inputs with the run; render draws them first (default: only "
         "for image-folder patterns)",
     )
+    p.add_argument(
+        "--preprocess",
+        metavar="NAME|module:function",
+        help="feed image-folder patterns as the model expects them: a Keras Applications "
+        "family (resnet50, vgg16, mobilenet_v2, efficientnet, convnext, inception_v3, ...: its "
+        "preprocess_input of the 0..255 pixels) or module:function / path/file.py:function of "
+        "a float32 batch (n, H, W, C) in 0..255 (default: pixels in [0, 1])",
+    )
+    p.add_argument(
+        "--resize",
+        choices=cfgmod.RESIZES,
+        help="bring images to the input size: squash (stretch, the default) or crop (shorter "
+        "side to size, then the centre)",
+    )
     p.add_argument("--no-architecture", action="store_true", help="do not draw the model")
     p.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
     add_unsafe(p)
@@ -80,6 +94,8 @@ def capture_config(args: argparse.Namespace) -> Config:
         direct_io=False if args.buffered_io else None,
         fsync=True if args.fsync else None,
         keep_inputs=args.keep_inputs,
+        preprocess=args.preprocess,
+        resize=args.resize,
     )
     return select_config(cfg, args)
 

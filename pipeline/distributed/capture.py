@@ -156,4 +156,6 @@ def worker_spec(plan: CapturePlan, writer: RunWriter) -> WorkerSpec:
         queue_size=c.queue_size,
         folders=tuple(writer.data.folders.items()),
         input_folders=tuple(writer.data.inputs.items()),
+        preprocess=absolute_spec(c.preprocess, cwd) if ":" in c.preprocess else c.preprocess,
+        resize=c.resize,
     )

@@ -42,6 +42,8 @@ class WorkerSpec:
     queue_size: int
     folders: tuple[tuple[str, str], ...]  # layer -> data folder
     input_folders: tuple[tuple[str, str], ...]  # input:<name> -> data folder
+    preprocess: str = ""  # [capture] preprocess and resize: how image folders are fed
+    resize: str = "squash"
 
     @property
     def model_key(self) -> tuple:
@@ -55,6 +57,8 @@ class WorkerSpec:
             self.patterns,
             self.inputs,
             self.limit,
+            self.preprocess,
+            self.resize,
         )
 
 

@@ -127,7 +127,13 @@ def _build(spec: WorkerSpec) -> Built:
         raise SpecError(f"model {spec.model!r} on worker {where} lacks layers {missing}")
     selected = [infos[name] for name in spec.layers]
     source = load_patterns(
-        spec.patterns, input_shapes(model), input_names(model), dict(spec.inputs), spec.limit
+        spec.patterns,
+        input_shapes(model),
+        input_names(model),
+        dict(spec.inputs),
+        spec.limit,
+        spec.preprocess,
+        spec.resize,
     )
     dtypes = input_dtypes(model) if spec.kept else []
     return Built(Probe(model, selected), source, spec.layers, dtypes)

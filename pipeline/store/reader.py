@@ -13,7 +13,8 @@ import numpy as np
 import orjson
 
 from ..errors import DamagedDataError, NotInRunError, StoreError
-from . import analysis_files, codecs
+from . import analysis_files, codecs, compare_files
+from .grams import gram_kind, layer_gram, rdm_from_gram, read_cached_gram
 from .manifest import MANIFEST, METRICS, RUN_JSON, ManifestEntry, read_manifest
 from .runinfo import InputRecord, LayerRecord, read_run_json
 
@@ -326,6 +327,48 @@ class Run:
             excluded=_optional_int(data, "excluded"),
             batch_size=_optional_int(data, "batch_size"),
         )
+
+    def rdm(
+        self,
+        layer: str,
+        distance: str = "correlation",
+        epoch: int | None = None,
+        patterns: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The layer's (n, n) float64 RDM over ``patterns`` (sorted unique pattern indices;
+        None: all the run's patterns) at ``epoch`` (None: the last), ``distance`` one of
+        "correlation", "euclidean", "cosine" (as rsatoolbox's ``calc_rdm`` and scipy's
+        ``cdist``; ``pipeline.store.grams``). Uses the Gram ``passage compare`` cached while it
+        is up to date, else streams it from the layer's files (checked); writes nothing.
+        Patterns holding NaN/Inf have NaN rows and columns."""
+        ep = self.resolve_epoch(epoch)
+        kind = gram_kind(distance)
+        gram = read_cached_gram(self, layer, ep, kind, patterns)
+        if gram is None:
+            gram = layer_gram(self, layer, ep, kind, patterns)
+        entries = self.chunks(layer, ep)
+        features = int(np.prod(entries[0].shape)) if entries else 1
+        return rdm_from_gram(gram, distance, features)
+
+    # -- compare (written by `passage compare`) -------------------------------------------------
+    @property
+    def comparisons(self) -> list[str]:
+        """The names of the run's complete comparisons (``RUN/compare/NAME/``), sorted."""
+        return compare_files.names(self.path)
+
+    def comparison(self, name: str) -> dict[str, Any]:
+        """One comparison with neural data, as ``passage compare`` stored it: ``layers``,
+        ``references``, ``method``, ``distance``, ``epochs`` (training runs), ``scores`` (L, S)
+        or (E, L, S), ``score``, ``noise_ceiling`` (lower, upper), ``ci``, ``best_layer``,
+        ``best_layer_p``, and with responses ``encoding``, ``encoding_median``, ``reliability``
+        and ``encoding_normalized`` (docs/compare.md)."""
+        return compare_files.read_comparison(self.path, name)
+
+    def regions(self) -> dict[str, Any]:
+        """Regions x layers from the last comparison whose references were named after brain
+        regions (``--rdms V1=v1.mat --rdms IT=it.h5``): ``regions``, ``layers``, ``scores``,
+        ``ci``, ``best_layer``, ``best_layer_p``, ``named_layer``, ``agrees``."""
+        return compare_files.read_regions(self.path)
 
     def metrics(self) -> list[dict[str, Any]]:
         """Per-epoch training metrics (``metrics.jsonl``); a malformed line is skipped."""

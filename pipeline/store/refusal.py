@@ -70,6 +70,8 @@ PARTS: dict[str, tuple[str, Callable[[dict[str, Any]], Any] | None, str]] = {
     "patterns": ("the patterns", _get("patterns"), ""),
     "data": ("the in-memory patterns' values", None, ""),
     "sources": ("the image files (added, removed or renamed)", None, ""),
+    "preprocess": ("the preprocessing (--preprocess)", _get("config", "capture", "preprocess"), ""),
+    "resize": ("the image resizing (--resize)", _get("config", "capture", "resize"), ""),
     "stored_inputs": ("the kept model inputs (--keep-inputs / --no-keep-inputs)", None, ""),
     "count": ("the number of patterns", _get("num_patterns"), ""),
     "batch": ("the batch size", _get("batch_size"), ""),

@@ -23,6 +23,8 @@ from ..errors import DamagedDataError, NotInRunError, StoreError
 from ..store import analysis_files
 from ..store.verify import info_table
 from .colormaps import NAMES, colormaps_json
+from .compare_api import ROUTES as COMPARE_ROUTES
+from .compare_api import CompareApi
 from .layouts import cell_layout
 from .live import LiveRuns, RunState
 from .routing import BadRequest, Request, parse_int, parse_shape, parse_target
@@ -122,6 +124,7 @@ class Api:
             "model.png": self._model,
             "info": self._info,
         }
+        self.compare = CompareApi(self.runs)
 
     def handle(self, method: str, raw_path: str) -> Response:
         """The answer to one request (``raw_path``: the request target as sent)."""
@@ -168,6 +171,8 @@ class Api:
             shape = req.param("shape")
             assert shape is not None
             return Response(200, JSON, layout_json(parse_shape(shape)))
+        if req.route in COMPARE_ROUTES:
+            return json_response(self.compare.handle(req))
         run_id, what = req.args
         state = self.runs.state(parse_int(run_id, "run id"))
         return self._run_routes[what](state, req)

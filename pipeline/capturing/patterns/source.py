@@ -24,7 +24,8 @@ class PatternSource:
     ``reader(first, size)`` replaces them for lazy sources (image folders, one source per
     input); neither: seeded random patterns. ``kind`` and ``names`` say where each pattern came
     from: ``names[i]`` labels pattern i (image file names); ``None`` means pattern i is row i of
-    ``origin``.
+    ``origin``. ``prepare`` turns a batch as read (what is shown and kept with the run: images
+    in [0, 1]) into what the model is fed (``--preprocess``); None: fed as read (``feed``).
     """
 
     spec: str
@@ -36,6 +37,11 @@ class PatternSource:
     kind: str = "rows"
     names: list[str] | None = None
     reader: Callable[[int, int], list[np.ndarray]] | None = None
+    prepare: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None
+
+    def feed(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        """What the model is fed for ``batch`` (one array per input, as ``batch()`` reads)."""
+        return batch if self.prepare is None else self.prepare(batch)
 
     def batch(self, first: int, size: int) -> list[np.ndarray]:
         if self.reader is not None:
@@ -120,6 +126,13 @@ def combine(spec: str, parts: Sequence[PatternSource]) -> PatternSource:
     def read(first: int, size: int) -> list[np.ndarray]:
         return [x for p in parts for x in p.batch(first, size)]
 
+    def prepare(batch: list[np.ndarray]) -> list[np.ndarray]:
+        fed, at = [], 0
+        for p in parts:
+            fed += p.feed(batch[at : at + len(p.shapes)])
+            at += len(p.shapes)
+        return fed
+
     names = None
     if any(p.names is not None for p in parts):
         names = [",".join(p.label(i) for p in parts) for i in range(counts[0])]
@@ -131,4 +144,5 @@ def combine(spec: str, parts: Sequence[PatternSource]) -> PatternSource:
         kind="+".join(p.kind for p in parts),
         names=names,
         reader=read,
+        prepare=prepare if any(p.prepare is not None for p in parts) else None,
     )

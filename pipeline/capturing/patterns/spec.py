@@ -3,7 +3,8 @@
 ``file.npy`` (memory-mapped, no pickles), ``file.npz[:key]`` (one key per input for several
 inputs), a folder of PNG/JPEG images, ``module:function`` (an iterable of batches, e.g. a
 ``tf.data`` pipeline), ``random:N[:SEED]`` (uniform [0, 1), deterministic), or one spec per
-input separated by commas.
+input separated by commas. ``preprocess`` and ``resize`` apply to image folders only
+(``images.py``, ``preprocess.py``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ...errors import PatternError, SpecError
+from ...config import RESIZES
+from ...errors import ConfigError, PatternError, SpecError
 from .arrays import load_npy, load_npz, pattern_keys
 from .generators import from_generator
 from .images import image_folder
+from .preprocess import Preprocess, resolve_preprocess
 from .source import PatternSource, check_arrays, check_shapes, combine, limited
 
 
@@ -54,9 +57,11 @@ def _load_one(
     names: Sequence[str],
     key_map: Mapping[str, str],
     limit: int = 0,
+    images: tuple[str, Preprocess | None] = (RESIZES[0], None),
 ) -> PatternSource:
-    """One spec feeding every input in ``names``; at most ``limit`` patterns (0: all)."""
-    return limited(_source(spec, shapes, names, key_map, limit), limit)
+    """One spec feeding every input in ``names``; at most ``limit`` patterns (0: all);
+    ``images``: (resize, preprocess) for an image folder."""
+    return limited(_source(spec, shapes, names, key_map, limit, images), limit)
 
 
 def _source(
@@ -65,6 +70,7 @@ def _source(
     names: Sequence[str],
     key_map: Mapping[str, str],
     limit: int,
+    images: tuple[str, Preprocess | None],
 ) -> PatternSource:
     if spec.startswith("random:"):
         return _parse_random(spec, shapes)
@@ -77,7 +83,7 @@ def _source(
                 f"{list(names)}. Give one spec per input separated by commas "
                 "('a_images/,b.npy'), or an .npz with one key per input"
             )
-        return image_folder(path, shapes[0], spec)
+        return image_folder(path, shapes[0], spec, *images)
     if not path.exists():
         if path.suffix not in (".npy", ".npz") and is_generator_spec(spec):
             return from_generator(spec, shapes, names, limit)
@@ -113,9 +119,14 @@ def load_patterns(
     input_names: Sequence[str] | None = None,
     key_map: Mapping[str, str] | None = None,
     limit: int = 0,
+    preprocess: str = "",
+    resize: str = RESIZES[0],
 ) -> PatternSource:
     """Resolve a pattern spec for a model whose inputs have ``input_shapes`` (per pattern);
     ``limit`` > 0 keeps only the first ``limit`` patterns (a generator is read no further).
+    Image folders are brought to the input's size as ``resize`` says and the model is fed
+    them preprocessed as ``preprocess`` says (a Keras Applications family or
+    ``module:function``; empty: in [0, 1]); either refuses patterns without an image folder.
 
     For several inputs: an ``.npz`` with one key per input (named after the input, or mapped
     by ``key_map`` {input name: key}), a ``module:function`` yielding one array per input, or
@@ -128,6 +139,10 @@ def load_patterns(
     )
     key_map = dict(key_map or {})
     parts = [p.strip() for p in spec.split(",")] if "," in spec else [spec]
+    if resize not in RESIZES:
+        raise ConfigError(f"resize: expected one of {RESIZES}, received {resize!r}")
+    _check_images(spec, parts, preprocess, resize)
+    images = (resize, resolve_preprocess(preprocess) if preprocess else None)
     if len(parts) > 1:
         if len(parts) != len(input_shapes):
             raise PatternError(
@@ -137,12 +152,12 @@ def load_patterns(
         source = combine(
             spec,
             [
-                _load_one(p, [s], [n], {n: key_map[n]} if n in key_map else {}, limit)
+                _load_one(p, [s], [n], {n: key_map[n]} if n in key_map else {}, limit, images)
                 for p, s, n in zip(parts, input_shapes, names, strict=True)
             ],
         )
     else:
-        source = _load_one(spec, input_shapes, names, key_map, limit)
+        source = _load_one(spec, input_shapes, names, key_map, limit, images)
     if len(source.shapes) != len(input_shapes):
         raise PatternError(
             f"patterns {spec!r} feed {len(source.shapes)} input(s); the model has "
@@ -152,3 +167,17 @@ def load_patterns(
     if source.count == 0:
         raise PatternError(f"patterns {spec!r} hold zero patterns; expected at least one")
     return source
+
+
+def _check_images(spec: str, parts: Sequence[str], preprocess: str, resize: str) -> None:
+    """Refuse image options for patterns without an image folder: arrays and generators have
+    no known pixel scale (0..1, 0..255, already preprocessed?), so they are fed as they are."""
+    if any(Path(p).is_dir() for p in parts):
+        return
+    for flag, value, default in (("preprocess", preprocess, ""), ("resize", resize, RESIZES[0])):
+        if value != default:
+            raise ConfigError(
+                f"{flag}: applies to image folders; patterns {spec!r} name none (arrays and "
+                f"generators are fed as they are): drop --{flag} {value}, or apply it to the "
+                "arrays before saving them"
+            )

@@ -60,6 +60,7 @@ def pattern_source(run: Run) -> Any | None:
             run.info.get("input_names"),
             capture.get("inputs") or {},
             limit=int(capture.get("limit") or 0),
+            resize=capture.get("resize") or "squash",  # shown as captured (never preprocessed)
         )
     except (PassageError, OSError, ValueError, TypeError) as exc:
         log.info("the patterns %r cannot be read again (%s): top patterns show outputs", spec, exc)

@@ -332,12 +332,14 @@
     epoch: null,
     layer: null,
     unit: null,
+    compare: null, // the Compare view's comparison (compare.js)
     cmap: "viridis",
     scale: "layer",
     playing: false,
   };
   let generation = 0;
   let lastChange = 0;
+  const VIEWS = ["pattern", "analysis", "model", "compare"];
 
   const isTraining = (run) => run.epochs.length > 0 && run.epochs[0] !== null;
   const trainingRuns = () => state.runs.filter(isTraining);
@@ -400,7 +402,8 @@
     state.epoch = int("epoch");
     state.layer = h.get("layer");
     state.unit = int("unit");
-    if (["pattern", "analysis", "model"].includes(h.get("view"))) state.view = h.get("view");
+    if (VIEWS.includes(h.get("view"))) state.view = h.get("view");
+    state.compare = h.get("compare");
     if (h.get("cmap") && luts[h.get("cmap")]) state.cmap = h.get("cmap");
     if (["layer", "shared"].includes(h.get("scale"))) state.scale = h.get("scale");
   }
@@ -414,6 +417,7 @@
     if (state.layer) h.set("layer", state.layer);
     h.set("view", state.view);
     if (state.view === "analysis" && state.unit !== null) h.set("unit", state.unit);
+    if (state.view === "compare" && state.compare) h.set("compare", state.compare);
     if (state.cmap !== "viridis") h.set("cmap", state.cmap);
     if (state.scale !== "layer") h.set("scale", state.scale);
     return "#" + h.toString();
@@ -1068,11 +1072,12 @@
     document.body.dataset.state = "loading";
     syncControls();
     writeHash();
-    for (const v of ["pattern", "analysis", "model"]) $(`#view-${v}`).hidden = v !== state.view;
+    for (const v of VIEWS) $(`#view-${v}`).hidden = v !== state.view;
     document.querySelectorAll("#tabs [data-view]").forEach((b) => b.classList.toggle("active", b.dataset.view === state.view));
     try {
       if (state.view === "pattern") await renderPattern(gen);
       else if (state.view === "analysis") await renderAnalysis(gen);
+      else if (state.view === "compare") await P.compare.render(APP, gen);
       else await renderModel(gen);
     } catch (err) {
       showMessage(`could not draw: ${err.message}`);
@@ -1121,6 +1126,8 @@
     $("#scale").value = state.scale;
     const analysisTab = document.querySelector('#tabs [data-view="analysis"]');
     analysisTab.disabled = !state.runs.some((r) => r.has_analysis);
+    // the Compare view (compare.js) reads the API: not in a static report
+    document.querySelector('#tabs [data-view="compare"]').disabled = Boolean(STATIC) || !P.compare;
   }
 
   function setEpoch(e) {
@@ -1282,6 +1289,18 @@
     scrollToLayer();
     if (!STATIC) setInterval(poll, 1000);
   }
+
+  // what compare.js (the Compare view, loaded before this file) draws with
+  const APP = {
+    state,
+    update,
+    isCurrent: (gen) => gen === generation,
+    json: httpJson,
+    lut: () => luts[state.cmap] || luts.viridis,
+    fmt,
+    writeHash,
+    BAD_RGB,
+  };
 
   P.state = state; // for debugging from the console
   start();
