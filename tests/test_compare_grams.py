@@ -15,19 +15,21 @@ from scipy.spatial.distance import cdist
 
 from pipeline.errors import ConfigError, DamagedDataError, NotInRunError, ShapeError
 from pipeline.store import grams, open_run
+from pipeline.store.gram_cache import (
+    gram_cache_path,
+    gram_key,
+    read_cached_gram,
+    write_cached_gram,
+)
 from pipeline.store.grams import (
     BUDGET_ENV,
     DISTANCES,
     FLOAT32_BLOCK,
     FLOAT32_FEATURES,
     TILE_ROWS,
-    gram_cache_path,
-    gram_key,
     gram_kind,
     layer_gram,
     rdm_from_gram,
-    read_cached_gram,
-    write_cached_gram,
 )
 
 U32 = 2.0**-24  # float32 unit roundoff

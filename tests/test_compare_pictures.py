@@ -506,3 +506,12 @@ def test_regions_picture(tmp_path, drawn):
     assert best == [(1, 0), (0, 1)] and named == [(1, 0), (3, 1)]
     lines = "\n".join(heat["texts"])
     assert "V1: yes, 'V1'" in lines and "IT: no, 'IT' is named after it" in lines
+
+
+def test_the_mds_legend_names_a_training_runs_classes():
+    from pipeline.rendering.compare.mds import figure_mds
+
+    coords = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    fig = figure_mds(coords, np.array([0, 1, 1, 3]), "t", names=["horizontal", "vertical"])
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["horizontal", "vertical", "3"]

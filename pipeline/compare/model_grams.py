@@ -21,16 +21,16 @@ from tqdm.auto import tqdm
 from ..errors import DamagedDataError
 from ..executors import WorkerPool
 from ..store import Run, open_run
-from ..store.grams import (
+from ..store.gram_cache import (
     gram_cache_path,
     gram_index_name,
     gram_key,
-    layer_gram,
     read_cached_gram,
     read_gram_index,
     record_gram,
     write_gram_file,
 )
+from ..store.grams import layer_gram
 
 log = logging.getLogger(__name__)
 

@@ -22,20 +22,29 @@ mean is removed first: it keeps the Gram-matrix form accurate when responses sit
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import ConfigError, NeuralDataError
 
-if TYPE_CHECKING:
-    from .neural import Responses
+
+class HasData(Protocol):
+    """What ``responses_rdm`` reads of ``neural.Responses``."""
+
+    @property
+    def data(self) -> np.ndarray: ...
+
+    @property
+    def source(self) -> str: ...
+
 
 DISTANCES = ("auto", "correlation", "euclidean", "crossnobis")
 
 
-def responses_rdm(responses: Responses, distance: str = "auto") -> np.ndarray:
-    """(N, N) float64 RDM of ``responses.data`` (R, N, V) by ``distance`` (see the module)."""
+def responses_rdm(responses: HasData, distance: str = "auto") -> np.ndarray:
+    """(N, N) float64 RDM of ``responses.data`` (R, N, V) by ``distance`` (see the module);
+    ``responses`` is a ``neural.Responses`` (its ``data`` and ``source``)."""
     if distance not in DISTANCES:
         raise ConfigError(
             f"distance: expected one of {', '.join(DISTANCES)}, received {distance!r}"

@@ -85,6 +85,9 @@ def compare(
     lock.acquire()
     try:
         run = open_run(run.path)  # the manifest as it is now that no capture can append
+        removed = files.remove_temporaries(run.path)
+        if removed:
+            log.info("removed %d file(s) a killed comparison left half-written", removed)
         return _compare(
             run,
             targets,

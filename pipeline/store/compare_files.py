@@ -27,7 +27,7 @@ import orjson
 
 from ..errors import NotInRunError, StoreError
 from .analysis_files import read_arrays, write_arrays
-from .atomic import atomic_write_bytes
+from .atomic import TMP_MARK, atomic_write_bytes
 from .naming import is_safe_dir
 
 COMPARE = "compare"
@@ -82,6 +82,19 @@ def check_name(name: str) -> str:
             f"received {name!r}; pick another with --name"
         )
     return name
+
+
+def remove_temporaries(run_path: str | Path) -> int:
+    """Remove what a killed comparison left half-written under ``RUN/compare/`` (files under
+    a temporary name); the caller holds the run's lock, so no other writer is there. Returns
+    how many were removed."""
+    root = folder(run_path)
+    if not root.is_dir():
+        return 0
+    stale = [p for p in root.rglob(f"*{TMP_MARK}*") if p.is_file() and not p.is_symlink()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def comparison_dir(run_path: str | Path, name: str) -> Path:

@@ -35,34 +35,42 @@ which files to look in) is zeroed before the products (so it cannot spoil the re
 vector) and its Gram row and column are NaN; so is a row whose float32 products overflowed.
 The caller reports them (``np.isnan(np.diag(gram))``).
 
-Cache. ``passage compare`` keeps Grams under ``RUN/compare/grams/<kind>/<layer dir>.npy``
-(``.../<layer dir>/epoch-E.npy`` in a training run) with ``RUN/compare/grams/index.json``
-mapping each file (``gram_index_name``) to the ``gram_key`` of what it was computed from;
-``read_cached_gram`` returns one only while the key matches; ``write_cached_gram`` writes one.
+Cache. ``passage compare`` keeps Grams under ``RUN/compare/grams/`` (``gram_cache``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
-import orjson
 
 from ..errors import ConfigError, NotInRunError, ShapeError, StoreError
-from .atomic import atomic_write_bytes
 from .manifest import ManifestEntry
-from .naming import epoch_dir
 
-if TYPE_CHECKING:
-    from .reader import Run
+
+class Run(Protocol):
+    """What the Gram streaming reads of a run (``store.reader.Run``): its layers' manifest
+    entries and files. A protocol, so that ``Run.rdm`` can use this module without a cycle."""
+
+    path: Path
+
+    @property
+    def num_patterns(self) -> int: ...
+
+    def resolve_epoch(self, epoch: int | None) -> int | None: ...
+
+    def chunks(self, layer: str, epoch: int | None = None) -> list[ManifestEntry]: ...
+
+    def load(self, entry: ManifestEntry, mmap: bool = True, check: bool = False) -> np.ndarray: ...
+
+    def layer(self, name: str) -> Any: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +86,6 @@ BUDGET_ENV = "PASSAGE_GRAM_BYTES"
 STRIPE_SHARE = 8  # when a layer does not fit: stripes of budget // 8, panels of the rest
 
 GRAMS_DIR = "compare/grams"
-GRAMS_INDEX = "index.json"
-_KEY_VERSION = "gram-1"  # changes when what a Gram file holds changes
 
 
 def gram_kind(distance: str) -> str:
@@ -113,7 +119,7 @@ class _Part:
     hi: int
 
 
-def _checked_patterns(run: Run, patterns: np.ndarray | None) -> np.ndarray:
+def checked_patterns(run: Run, patterns: np.ndarray | None) -> np.ndarray:
     total = run.num_patterns
     if patterns is None:
         return np.arange(total, dtype=np.int64)
@@ -306,7 +312,7 @@ def layer_gram(
     if kind not in KINDS:
         raise ConfigError(f"kind: expected one of {', '.join(KINDS)}; received {kind!r}")
     epoch = run.resolve_epoch(epoch)
-    wanted = _checked_patterns(run, patterns)
+    wanted = checked_patterns(run, patterns)
     parts = _plan(run, layer, epoch, wanted)
     n = len(wanted)
     gram = np.zeros((n, n), dtype=np.float64)
@@ -391,109 +397,3 @@ def rdm_from_gram(gram: np.ndarray, distance: str, features: int) -> np.ndarray:
     idx = np.flatnonzero(good)
     out[idx, idx] = 0.0
     return out
-
-
-# -- the cache of Grams (written by `passage compare`) -------------------------------------------
-def gram_index_name(kind: str, layer_dir: str, epoch: int | None) -> str:
-    """The cached Gram's name in ``index.json``: its path under ``RUN/compare/grams/``."""
-    if kind not in KINDS:
-        raise ConfigError(f"kind: expected one of {', '.join(KINDS)}; received {kind!r}")
-    return (
-        f"{kind}/{layer_dir}.npy" if epoch is None else f"{kind}/{layer_dir}/{epoch_dir(epoch)}.npy"
-    )
-
-
-def gram_cache_path(run_path: str | Path, kind: str, layer_dir: str, epoch: int | None) -> Path:
-    """``RUN/compare/grams/<kind>/<layer dir>.npy`` (batch run) or
-    ``RUN/compare/grams/<kind>/<layer dir>/epoch-0000E.npy`` (training run)."""
-    return Path(run_path) / GRAMS_DIR / gram_index_name(kind, layer_dir, epoch)
-
-
-def gram_key(run: Run, layer: str, epoch: int | None, patterns: np.ndarray | None) -> str:
-    """The digest of what a Gram is computed from: the layer's manifest entries at ``epoch``
-    (None: the last) and the patterns (None: all the run's, the same key as their indices)."""
-    ep = run.resolve_epoch(epoch)
-    wanted = _checked_patterns(run, patterns)
-    h = hashlib.sha256()
-    h.update(repr((_KEY_VERSION, layer, ep, len(wanted))).encode())
-    for e in run.chunks(layer, ep):
-        h.update(repr((e.path, e.checksum, e.first, e.count, e.shape, e.dtype)).encode())
-    h.update(wanted.astype("<i8").tobytes())
-    return h.hexdigest()[:32]
-
-
-def _index_path(run_path: Path) -> Path:
-    return Path(run_path) / GRAMS_DIR / GRAMS_INDEX
-
-
-def read_gram_index(run_path: str | Path) -> dict[str, Any]:
-    """``RUN/compare/grams/index.json`` (name -> key); empty when missing or unreadable."""
-    try:
-        data = orjson.loads(_index_path(Path(run_path)).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def read_cached_gram(
-    run: Run, layer: str, epoch: int | None, kind: str, patterns: np.ndarray | None
-) -> np.ndarray | None:
-    """The cached Gram while its recorded key is ``gram_key(...)`` of now; else None (missing,
-    stale, or unreadable: a damaged file is logged and ignored)."""
-    ep = run.resolve_epoch(epoch)
-    name = gram_index_name(kind, run.layer(layer).dir, ep)
-    if read_gram_index(run.path).get(name) != gram_key(run, layer, ep, patterns):
-        return None
-    path = run.path / GRAMS_DIR / name
-    n = len(_checked_patterns(run, patterns))
-    try:
-        gram = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        log.warning("ignoring the cached Gram %s (%s); computing it again", path, exc)
-        return None
-    if gram.shape != (n, n) or gram.dtype != np.float64:
-        log.warning(
-            "ignoring the cached Gram %s: %s %s, expected (%d, %d) float64",
-            path,
-            gram.shape,
-            gram.dtype,
-            n,
-            n,
-        )
-        return None
-    return gram
-
-
-def write_gram_file(run_path: str | Path, name: str, gram: np.ndarray) -> Path:
-    """Write one Gram to ``RUN/compare/grams/<name>`` atomically (any process: a pool worker
-    writes the Gram it computed); it counts once ``record_gram`` names its key."""
-    path = Path(run_path) / GRAMS_DIR / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(gram, dtype=np.float64), allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
-
-
-def record_gram(run_path: str | Path, name: str, key: str) -> None:
-    """Record in ``index.json`` that the Gram file ``name`` holds what ``key`` names. The
-    index is read, updated and rewritten: call it from one process at a time."""
-    index = read_gram_index(run_path)
-    index[name] = key
-    atomic_write_bytes(_index_path(Path(run_path)), orjson.dumps(index, option=orjson.OPT_INDENT_2))
-
-
-def write_cached_gram(
-    run: Run,
-    layer: str,
-    epoch: int | None,
-    kind: str,
-    patterns: np.ndarray | None,
-    gram: np.ndarray,
-) -> Path:
-    """Write ``gram`` to its cache file and record its key (one process at a time)."""
-    ep = run.resolve_epoch(epoch)
-    name = gram_index_name(kind, run.layer(layer).dir, ep)
-    path = write_gram_file(run.path, name, gram)
-    record_gram(run.path, name, gram_key(run, layer, ep, patterns))
-    return path

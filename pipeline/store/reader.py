@@ -14,7 +14,8 @@ import orjson
 
 from ..errors import DamagedDataError, NotInRunError, StoreError
 from . import analysis_files, codecs, compare_files
-from .grams import gram_kind, layer_gram, rdm_from_gram, read_cached_gram
+from .gram_cache import read_cached_gram
+from .grams import gram_kind, layer_gram, rdm_from_gram
 from .manifest import MANIFEST, METRICS, RUN_JSON, ManifestEntry, read_manifest
 from .runinfo import InputRecord, LayerRecord, read_run_json
 

@@ -3,6 +3,7 @@ so that conditions the layer represents alike lie close together."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -16,8 +17,14 @@ POINT = "#4c72b0"
 MAX_LEGEND = 20  # more labels than this get a colour bar instead of a legend
 
 
-def figure_mds(coords: np.ndarray, labels: np.ndarray | None = None, title: str = "") -> Figure:
-    """``coords`` (N, 2) (NaN rows: conditions left out), points coloured by ``labels``."""
+def figure_mds(
+    coords: np.ndarray,
+    labels: np.ndarray | None = None,
+    title: str = "",
+    names: Sequence[str] = (),
+) -> Figure:
+    """``coords`` (N, 2) (NaN rows: conditions left out), points coloured by ``labels``;
+    ``names[v]`` is the legend's name of label ``v`` where there is one."""
     coords = np.asarray(coords, np.float64)
     n = coords.shape[0]
     fig = new_figure(7.0, 6.2, layout="constrained")
@@ -34,7 +41,12 @@ def figure_mds(coords: np.ndarray, labels: np.ndarray | None = None, title: str 
             for i, v in enumerate(values):
                 at = kept & (labels == v)
                 ax.scatter(
-                    coords[at, 0], coords[at, 1], s=size, color=cmap(i), linewidths=0, label=str(v)
+                    coords[at, 0],
+                    coords[at, 1],
+                    s=size,
+                    color=cmap(i),
+                    linewidths=0,
+                    label=_name(v, names),
                 )
             ax.legend(
                 title="label",
@@ -65,8 +77,17 @@ def figure_mds(coords: np.ndarray, labels: np.ndarray | None = None, title: str 
     return fig
 
 
+def _name(value: object, names: Sequence[str]) -> str:
+    index = int(value) if isinstance(value, (int, np.integer)) else -1
+    return names[index] if 0 <= index < len(names) else str(value)
+
+
 def draw_mds(
-    rdm: np.ndarray, path: Path | str, labels: np.ndarray | None = None, title: str = ""
+    rdm: np.ndarray,
+    path: Path | str,
+    labels: np.ndarray | None = None,
+    title: str = "",
+    names: Sequence[str] = (),
 ) -> Path:
     """Draw the classical MDS map of ``rdm`` (N, N) to ``path`` (PNG, atomically)."""
-    return save_figure(figure_mds(rdm_order.classical_mds(rdm, 2), labels, title), path)
+    return save_figure(figure_mds(rdm_order.classical_mds(rdm, 2), labels, title, names), path)

@@ -131,9 +131,22 @@ def draw_comparison(run: Run, name: str, quiet: bool = False) -> list[Path]:
                 out / MDS,
                 labels,
                 f"{name}: classical MDS of the best layer's RDM, {best} ({distance}{when})",
+                class_names(run, labels, conditions),
             )
         )
     return pictures
+
+
+def class_names(run: Run, labels: np.ndarray | None, conditions: np.ndarray) -> list[str]:
+    """The class names a training run recorded for its watched patterns, when ``labels`` are
+    that run's own labels of the conditions (not a ``--labels`` file's); else none."""
+    watch = run.info.get("watch") or {}
+    own = watch.get("labels") or []
+    if labels is None or len(own) != run.num_patterns:
+        return []
+    if not np.array_equal(np.asarray(own)[conditions], labels):
+        return []
+    return [str(n) for n in watch.get("class_names") or []]
 
 
 def draw_regions(run: Run) -> Path | None:
