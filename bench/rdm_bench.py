@@ -101,7 +101,7 @@ def rdm_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
         ours(), blas()  # untimed warm-up: checksums verified once, files in the page cache
         warm = interleaved({"blas": blas, "ours": ours}, sizes.repeats)
         cold_t = interleaved({"blas": blas, "ours": cold}, sizes.repeats)
-        budget = gram_budget()
+        budget = gram_budget(n)
         fits = n * features * 4 <= budget
         passes = "one read and one pass of products" if fits else "several panels"
         size_note = (

@@ -231,3 +231,21 @@ def test_a_process_pool_and_a_dask_cluster_give_the_same_results(tmp_path):
     for how, result in results.items():
         for key in ("scores", "score", "ci", "best_layer_p"):
             np.testing.assert_array_equal(result[key], here[key], err_msg=how)
+
+
+def test_a_damaged_file_leaves_its_layer_out_and_exits_1(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    acts = layers(rng, None)
+    run = write_run(tmp_path / "run", acts, batch=6)
+    np.save(tmp_path / "ref.npy", subjects(rdm(acts["IT_dense"]), 2, rng))
+    victim = open_run(run).chunks("conv")[1]
+    path = run / victim.path
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF  # one value of the conv layer's second file: its CRC-32 no longer matches
+    path.write_bytes(bytes(data))
+    args = ["-q", "compare", str(run), "--rdms", str(tmp_path / "ref.npy"), "--bootstrap", "20"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "left out 1 layer(s) with damaged data files" in err and "passage verify" in err
+    result = open_run(run).comparison("ref")
+    assert result["layers"] == ["IT_dense"] and result["best_layer"] == "IT_dense"

@@ -93,12 +93,12 @@ def ensure_grams(
     workers: int,
     pool: WorkerPool,
     quiet: bool,
-) -> list[str]:
-    """Make sure every (layer, epoch, kind) Gram is kept and up to date; returns the problems
-    (layers whose data files are damaged, left out)."""
+) -> dict[str, str]:
+    """Make sure every (layer, epoch, kind) Gram is kept and up to date; returns the layers
+    left out because a data file is damaged, each with what is wrong."""
     tasks = plan_grams(run, layers, epochs, kinds, patterns)
     if not tasks:
-        return []
+        return {}
     total = sum(t.nbytes for t in tasks)
     if pool.remote:
         n = pool.workers(workers)
@@ -107,7 +107,7 @@ def ensure_grams(
     else:
         n = 1 if total < POOL_MIN_BYTES else max(1, min(os.cpu_count() or 1, len(tasks)))
     run_path = str(run.path.resolve()) if pool.remote else str(run.path)
-    problems: list[str] = []
+    problems: dict[str, str] = {}
     with tqdm(
         total=total, unit="B", unit_scale=True, desc="model Grams", disable=quiet, leave=False
     ) as bar:
@@ -115,7 +115,7 @@ def ensure_grams(
         def done(task: GramTask, error: BaseException | None) -> None:
             bar.update(task.nbytes)
             if isinstance(error, DamagedDataError):
-                problems.append(f"layer {task.layer!r} left out: {error}")
+                problems.setdefault(task.layer, str(error))
                 return
             if error is not None:
                 raise error

@@ -167,11 +167,16 @@ def _compare(
         kinds.append(ENCODING_KIND)
     patterns = np.unique(conditions)
     everything = patterns.size == run.num_patterns
-    report.problems += ensure_grams(
+    damaged = ensure_grams(
         run, layers, epochs, kinds, None if everything else patterns, workers, pool, quiet
     )
-    damaged = {p.split("'")[1] for p in report.problems}
+    report.problems += [f"layer {name!r} left out: {why}" for name, why in damaged.items()]
     layers = [name for name in layers if name not in damaged]
+    if not layers:
+        raise ConfigError(
+            f"run {run.path}: no layer can be compared (every layer is left out: damaged "
+            "data files or outputs of changing shape); run `passage verify` on it"
+        )
     order = np.searchsorted(patterns, conditions)  # Gram rows -> condition order
     sources = None if everything else patterns
 

@@ -14,8 +14,10 @@ gets the other 7/8), is multiplied with the panel; the next panel starts after t
 layer whose wanted rows fit ``budget`` is read once and multiplied once (tile by tile), with no
 stripes. Memory: the n x n float64 Gram, the panel and a stripe (``budget`` together, or one
 file each when a single file is larger), one file in transit (memory-mapped NPY, or decoded
-JSON) and a T x T tile of products (T = ``TILE_ROWS``: 16 MiB, 32 MiB in float64).
-``$PASSAGE_GRAM_BYTES`` overrides the default budget (tests use it to force several panels).
+JSON) and a min(n, T)^2 tile of products (T = ``TILE_ROWS``; at most the Gram's own bytes:
+one product per panel up to 8,192 patterns, the BLAS limit). The default budget is 256 MiB or
+twice the Gram's bytes, whichever is more (``gram_budget``); ``$PASSAGE_GRAM_BYTES`` overrides
+it (tests use it to force several panels).
 
 Precision. Layers of fewer than ``FLOAT32_FEATURES`` features are multiplied in float64
 (errors ~1e-16 relative). Wider layers are multiplied in float32 (the BLAS limit), a tile's
@@ -80,8 +82,10 @@ _KIND_OF = {"correlation": "centered", "cosine": "raw", "euclidean": "shifted"}
 
 FLOAT32_FEATURES = 2048  # layers this wide or wider: float32 products
 FLOAT32_BLOCK = 1 << 16  # features summed by one float32 product (bounds its rounding error)
-TILE_ROWS = 2048  # rows of a tile: products T x T at a time (smaller syrks run slower)
-DEFAULT_BUDGET = 256 << 20  # bytes of rows held in memory (panel + stripe)
+TILE_ROWS = 8192  # rows of a tile: products T x T at a time (one product up to 8,192 patterns)
+DEFAULT_BUDGET = 256 << 20  # bytes of rows held in memory (panel + stripe), at least
+GRAM_SHARE = 2  # ... or this many times the Gram's own bytes, when that is more
+MAX_BUDGET = 2 << 30
 BUDGET_ENV = "PASSAGE_GRAM_BYTES"
 STRIPE_SHARE = 8  # when a layer does not fit: stripes of budget // 8, panels of the rest
 
@@ -101,11 +105,15 @@ def gram_kind(distance: str) -> str:
         ) from None
 
 
-def gram_budget() -> int:
-    """Bytes of rows ``layer_gram`` holds by default: ``$PASSAGE_GRAM_BYTES`` when set (a
-    positive integer), else ``DEFAULT_BUDGET``."""
+def gram_budget(n: int = 0) -> int:
+    """Bytes of rows ``layer_gram`` holds by default for an n x n Gram: ``$PASSAGE_GRAM_BYTES``
+    when set (a positive integer), else ``DEFAULT_BUDGET`` or twice the Gram's own n^2 float64
+    bytes, whichever is more (at most ``MAX_BUDGET``): memory already grows as n^2, and a layer
+    read in one panel is read once (several panels read the later files again)."""
     text = os.environ.get(BUDGET_ENV, "").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_BUDGET
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    return int(min(MAX_BUDGET, max(DEFAULT_BUDGET, GRAM_SHARE * 8 * n * n)))
 
 
 # -- which rows of which file -------------------------------------------------------------------
@@ -304,7 +312,7 @@ def layer_gram(
     ``kind``: "centered", "raw" or "shifted" (``gram_kind``). ``patterns``: sorted unique
     pattern indices of the run (None: all of them, ``run.num_patterns``). ``epoch``: None is
     the last recorded one (``run.resolve_epoch``). ``budget``: bytes of rows held at once
-    (None: ``gram_budget()``). ``progress`` is called with the bytes of each file read.
+    (None: ``gram_budget(n)``). ``progress`` is called with the bytes of each file read.
     Files are read checked (``run.load(entry, check=True)``: ``DamagedDataError``); a missing
     pattern raises ``NotInRunError``. Streaming, memory, precision and NaN rows: see the
     module's docstring.
@@ -321,7 +329,7 @@ def layer_gram(
     features = math.prod(parts[0].entry.shape)
     dtype: type[np.floating] = np.float32 if features >= FLOAT32_FEATURES else np.float64
     row_bytes = features * np.dtype(dtype).itemsize
-    limit = gram_budget() if budget is None else int(budget)
+    limit = gram_budget(len(wanted)) if budget is None else int(budget)
     if limit <= 0:
         raise ConfigError(f"budget: expected a positive number of bytes; received {budget!r}")
     if n * row_bytes <= limit:
