@@ -383,7 +383,8 @@
         tr.append(td);
       });
       const agrees = r.agrees[i] === 1 ? "agrees" : r.agrees[i] === 0 ? `named ${r.named_layer[i]}: disagrees` : "no named layer";
-      tr.append(text("td", `${best[i]} (p ${app.fmt(bestP[i])}; ${agrees})`));
+      const frac = bestP[i] == null ? "" : `best in ${Math.round(bestP[i] * 100)} %; `;
+      tr.append(text("td", `${best[i]} (${frac}${agrees})`));
     });
     el.append(table, text("div", "bold: the region's best layer; outlined: the layer named after it", "muted"));
     return el;
@@ -464,7 +465,10 @@
       `${c.method} on ${c.distance} RDMs · ${c.references.length} reference(s) · ` +
         `${c.info.conditions} conditions` +
         (epoch === null ? "" : ` · epoch ${epoch}`) +
-        (row.best ? ` · best layer ${row.best} (stays best in ${app.fmt(row.bestP)} of bootstrap samples)` : ""),
+        (row.best
+          ? ` · best layer ${row.best}` +
+            (row.bestP == null ? "" : ` (stays best in ${Math.round(row.bestP * 100)} % of bootstrap samples)`)
+          : ""),
       "muted"
     );
     summary.id = "compare-summary";
