@@ -38,6 +38,8 @@ class Sizes:
     encoding_conditions: int = 2_000  # the encoding figure: conditions x features x voxels
     encoding_features: int = 100_000
     encoding_voxels: int = 1_000
+    compare_epochs: int = 13  # the whole `passage compare` command on configs/compare.toml's size
+    compare_bootstrap: int = 1_000
 
 
 FULL = Sizes(
@@ -107,4 +109,6 @@ TINY = Sizes(
     encoding_conditions=100,
     encoding_features=2_000,
     encoding_voxels=20,
+    compare_epochs=3,
+    compare_bootstrap=50,
 )

@@ -27,6 +27,7 @@ def run_all(
     """Measure the figures of ``suites``; write them with the machine to ``results``."""
     from .analysis_suite import analysis_figures
     from .capture_suite import capture_figures
+    from .compare_command import compare_command_figures
     from .distributed_suite import distributed_figures
     from .encoding_bench import encoding_figures
     from .rdm_bench import rdm_figures
@@ -48,6 +49,7 @@ def run_all(
         if "compare" in suites:
             figures += rdm_figures(sizes, tmp)
             figures += encoding_figures(sizes, tmp)
+            figures += compare_command_figures(sizes, tmp)
         if "training" in suites:
             figures += training_figures(sizes)
         if "viewer" in suites:

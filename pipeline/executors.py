@@ -9,8 +9,12 @@ cluster), and its workers may sit on other machines: paths handed to them are ab
 from __future__ import annotations
 
 import multiprocessing
+import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class WorkerPool(Protocol):
@@ -40,3 +44,52 @@ class LocalPool:
 
 
 LOCAL = LocalPool()
+
+
+def run_each(
+    pool: WorkerPool,
+    n: int,
+    items: Sequence[T],
+    task: Callable[..., object],
+    args: Callable[[T], tuple[object, ...]],
+    done: Callable[[T, BaseException | None], None],
+    expected: tuple[type[BaseException], ...],
+    here: Callable[[T], object] | None = None,
+) -> None:
+    """Run ``task(*args(item))`` for every item: one after another in this process when
+    ``n <= 1`` on a local pool (``here(item)`` instead, when given: e.g. with a reader the
+    caller already holds), else ``n`` at once on ``pool``. ``done(item, error)`` follows each
+    item in order, ``error`` an ``expected`` exception or None; any other exception
+    propagates, and the items not started are cancelled."""
+    if n <= 1 and not pool.remote:
+        for item in items:
+            try:
+                here(item) if here is not None else task(*args(item))
+            except expected as exc:
+                done(item, exc)
+                continue
+            done(item, None)
+        return
+    with pool.executor(n) as ex:
+        futures = [(item, ex.submit(task, *args(item))) for item in items]
+        try:
+            for item, fut in futures:
+                error = fut.exception()
+                if error is not None and not isinstance(error, expected):
+                    raise error
+                done(item, error)
+        except BaseException:
+            for _, fut in futures:
+                fut.cancel()
+            raise
+
+
+def local_workers(wanted: int, tasks: int, total_bytes: int, min_bytes: int) -> int:
+    """How many processes a stage starts here: ``wanted`` (at most one per task) when given,
+    else one per core (at most one per task), or 1 below ``min_bytes`` of data, where starting
+    a pool costs more than it saves."""
+    if wanted > 0:
+        return min(wanted, max(1, tasks))
+    if total_bytes < min_bytes:
+        return 1
+    return max(1, min(os.cpu_count() or 1, tasks))

@@ -47,6 +47,9 @@ EXPECTED = [
     "cache) / float32 X X^T",
     "encoding time, ours / scikit-learn RidgeCV, 100 conditions x 2,000 features x 20 voxels",
     "encoding peak RSS, ours / scikit-learn RidgeCV, 100 conditions x 2,000 features x 20 voxels",
+    "passage compare, whole command, nothing kept / passage info (30 conditions x 6 layers x 3 "
+    "epochs, 2 regions of 4 RDMs, --bootstrap 50, pictures on)",
+    "same, Gram matrices kept (another comparison of the same run)",
     "training time with CaptureCallback / without",
     "viewer: first pattern view drawn after opening the run, 300 patterns",
     "viewer: switch pattern, p95 over 5 switches",

@@ -56,7 +56,7 @@ def test_scores_equal_rsatoolbox_on_the_same_activations(batch_run, tmp_path, me
     rng = np.random.default_rng(1)
     refs = noisy_copies(model_rdm(layers["v1_dense"]), 3, 0.3, rng)
     np.save(tmp_path / "refs.npy", refs)
-    report = compare(
+    compare(
         run,
         rdms=[str(tmp_path / "refs.npy")],
         method=method,
@@ -65,8 +65,6 @@ def test_scores_equal_rsatoolbox_on_the_same_activations(batch_run, tmp_path, me
         quiet=True,
     )
     result = open_run(run).comparison("refs")
-    assert set(result) == set(report.comparisons["refs"])
-    np.testing.assert_array_equal(result["scores"], report.comparisons["refs"]["scores"])
     assert result["layers"] == list(layers)
     ref_rdms = rsatoolbox.rdm.RDMs(np.stack([r[np.triu_indices(24, 1)] for r in refs]))
     for i, name in enumerate(layers):

@@ -15,17 +15,15 @@ file was computed from: a rerun skips what is up to date.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DamagedDataError
-from ..executors import LOCAL, WorkerPool
+from ..executors import LOCAL, WorkerPool, local_workers, run_each
 from ..store import Run, open_run
 from ..store import analysis_files as files
 from ..store.lock import RunLock
@@ -190,7 +188,11 @@ def _reduce_jobs(
     ]
     total = sum(p.nbytes for _, p in pending)
     report.pieces = len(pending)
-    n = pool.workers(workers) if pool.remote else _workers(workers, len(pending), total)
+    n = (
+        pool.workers(workers)
+        if pool.remote
+        else local_workers(workers, len(pending), total, POOL_MIN_BYTES)
+    )
     failed: dict[str, str] = {}
     left = {job.key: 0 for job in jobs}  # pieces still to reduce, per job
     for job, _ in pending:
@@ -220,7 +222,17 @@ def _reduce_jobs(
             if left[job.key] == 0:
                 finished(job)
 
-        _run_pieces(run_path, pending, settings, n, done, pool)
+        here = open_run(run_path) if n <= 1 and not pool.remote else None  # files checked afresh
+        run_each(
+            pool,
+            n,
+            pending,
+            reduce_piece,
+            lambda jp: (run_path, jp[0], jp[1], settings),
+            lambda jp, error: done(jp[0], jp[1], error),
+            (DamagedDataError,),
+            None if here is None else lambda jp: reduce_piece(run_path, *jp, settings, here),
+        )
     keep = {partial_path(run.path, p).name for job in jobs if job.key in failed for p in job.pieces}
     _clean_partials(files.folder(run.path) / files.PARTIAL, keep)
 
@@ -241,46 +253,6 @@ def _clean_partials(folder: Path, keep: set[str]) -> None:
             path.unlink(missing_ok=True)
     if not any(folder.iterdir()):
         folder.rmdir()
-
-
-def _workers(workers: int, pieces: int, total_bytes: int) -> int:
-    if workers > 0:
-        return min(workers, max(1, pieces))
-    if total_bytes < POOL_MIN_BYTES:
-        return 1
-    return max(1, min(os.cpu_count() or 1, pieces))
-
-
-def _run_pieces(
-    run_path: str,
-    pending: Sequence[tuple[LayerJob, Piece]],
-    settings: Settings,
-    n: int,
-    done: Callable[[LayerJob, Piece, BaseException | None], None],
-    pool: WorkerPool,
-) -> None:
-    if n <= 1 and not pool.remote:
-        run = open_run(run_path)  # this analysis's own reader: files checked afresh
-        for job, piece in pending:
-            try:
-                reduce_piece(run_path, job, piece, settings, run)
-            except DamagedDataError as exc:
-                done(job, piece, exc)
-                continue
-            done(job, piece, None)
-        return
-    with pool.executor(n) as ex:
-        futures: list[tuple[LayerJob, Piece, Future[str]]] = [
-            (job, piece, ex.submit(reduce_piece, run_path, job, piece, settings))
-            for job, piece in pending
-        ]
-        try:
-            for job, piece, fut in futures:
-                done(job, piece, fut.exception())
-        except BaseException:
-            for _, _, fut in futures:
-                fut.cancel()
-            raise
 
 
 def _finish_job(run: Run, job: LayerJob, settings: Settings, index: dict) -> None:

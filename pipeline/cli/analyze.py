@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from .. import config as cfgmod
-from .common import add_dask, cluster, load_config
+from .common import add_dask, cluster, layers_left_out, load_config
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +64,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             pool=pool,
         )
     if report.problems:
-        for line in report.problems[:20]:
-            log.warning("%s", line)
-        sys.stderr.write(
-            f"passage: analyzed into {report.out}; left out {len(report.problems)} layer(s) "
-            f"with damaged data files; run `passage verify {run_dir}`\n"
-        )
-        return 1
+        return layers_left_out(report.problems, f"analyzed into {report.out}", run_dir)
     log.info(
         "analysis is in %s (%d file(s) computed, %d up to date, %d picture(s))",
         report.out,

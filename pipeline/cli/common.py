@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import sys
 from typing import Any
 
 from .. import config as cfgmod
 from ..config import Config
+
+log = logging.getLogger(__name__)
 
 
 def add_select(p: argparse.ArgumentParser) -> None:
@@ -42,6 +46,18 @@ def sizes(
 ) -> tuple[int, ...] | None:
     """An "AxB" flag through the config's one parser; None when the flag is not given."""
     return None if text is None else cfgmod.parse_sizes(text, flag, count, minimum, example)
+
+
+def layers_left_out(problems: list[str], done: str, run_dir: str) -> int:
+    """The end of a stage that left layers out for damaged data files: the first problems as
+    warnings, one summary line (``done``: what was written), exit status 1."""
+    for line in problems[:20]:
+        log.warning("%s", line)
+    sys.stderr.write(
+        f"passage: {done}; left out {len(problems)} layer(s) with damaged data files; run "
+        f"`passage verify {run_dir}`\n"
+    )
+    return 1
 
 
 def load_config(path: str | None) -> Config:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import config as cfgmod
-from .common import add_dask, cluster, load_config
+from .common import add_dask, cluster, layers_left_out, load_config
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         sys.stderr.write(f"passage: regions: {summary(report.regions)}\n")
     if report.problems:
-        for line in report.problems[:20]:
-            log.warning("%s", line)
-        sys.stderr.write(
-            f"passage: left out {len(report.problems)} layer(s) with damaged data files; run "
-            f"`passage verify {run_dir}`\n"
-        )
-        return 1
+        done = f"compared into {report.run / 'compare'}"
+        return layers_left_out(report.problems, done, run_dir)
     log.info("comparisons are in %s/compare", report.run)
     return 0
 
@@ -119,7 +114,7 @@ def _number(value: float) -> str:
 
 def summary_line(name: str, result: dict[str, Any]) -> str:
     """``v1: best layer conv2, tau-a 0.412 [0.33, 0.47], best in 87 % of samples; noise
-    ceiling 0.45-0.62`` (the last epoch of a training run)."""
+    ceiling 0.45 to 0.62`` (the last epoch of a training run)."""
     layers = result["layers"]
     training = "epochs" in result
     best = result["best_layer"][-1] if training else result["best_layer"]
@@ -137,7 +132,7 @@ def summary_line(name: str, result: dict[str, Any]) -> str:
         text += f", best in {frac:.0%} of bootstrap samples"
     low, up = result["noise_ceiling"]
     if np.isfinite(low):
-        text += f"; noise ceiling {_number(low)}-{_number(up)}"
+        text += f"; noise ceiling {_number(low)} to {_number(up)}"
     if "encoding_median" in result:
         enc = result["encoding_median"][-1] if training else result["encoding_median"]
         text += f"; encoding median r {_number(float(np.nanmax(enc)))} (best layer)"

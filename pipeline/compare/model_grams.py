@@ -10,16 +10,14 @@ comparison over the same patterns (another reference, another method) starts fro
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import DamagedDataError
-from ..executors import WorkerPool
+from ..executors import WorkerPool, local_workers, run_each
 from ..store import Run, open_run
 from ..store.gram_cache import (
     gram_cache_path,
@@ -100,12 +98,11 @@ def ensure_grams(
     if not tasks:
         return {}
     total = sum(t.nbytes for t in tasks)
-    if pool.remote:
-        n = pool.workers(workers)
-    elif workers > 0:
-        n = min(workers, len(tasks))
-    else:
-        n = 1 if total < POOL_MIN_BYTES else max(1, min(os.cpu_count() or 1, len(tasks)))
+    n = (
+        pool.workers(workers)
+        if pool.remote
+        else local_workers(workers, len(tasks), total, POOL_MIN_BYTES)
+    )
     run_path = str(run.path.resolve()) if pool.remote else str(run.path)
     problems: dict[str, str] = {}
     with tqdm(
@@ -114,33 +111,20 @@ def ensure_grams(
 
         def done(task: GramTask, error: BaseException | None) -> None:
             bar.update(task.nbytes)
-            if isinstance(error, DamagedDataError):
+            if error is not None:  # a DamagedDataError: the layer is left out
                 problems.setdefault(task.layer, str(error))
                 return
-            if error is not None:
-                raise error
             record_gram(run.path, task.name, task.key)
 
-        if n <= 1 and not pool.remote:
-            for task in tasks:
-                try:
-                    compute_gram(run_path, task, patterns)
-                except DamagedDataError as exc:
-                    done(task, exc)
-                    continue
-                done(task, None)
-            return problems
-        with pool.executor(n) as ex:
-            futures: list[tuple[GramTask, Future[str]]] = [
-                (task, ex.submit(compute_gram, run_path, task, patterns)) for task in tasks
-            ]
-            try:
-                for task, fut in futures:
-                    done(task, fut.exception())
-            except BaseException:
-                for _, fut in futures:
-                    fut.cancel()
-                raise
+        run_each(
+            pool,
+            n,
+            tasks,
+            compute_gram,
+            lambda task: (run_path, task, patterns),
+            done,
+            (DamagedDataError,),
+        )
     return problems
 
 

@@ -11,7 +11,8 @@ memory. Each target is written to ``RUN/compare/NAME/`` (``store.compare_files``
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,10 +167,8 @@ def _compare(
     if any(d.responses is not None for d in data.values()) and ENCODING_KIND not in kinds:
         kinds.append(ENCODING_KIND)
     patterns = np.unique(conditions)
-    everything = patterns.size == run.num_patterns
-    damaged = ensure_grams(
-        run, layers, epochs, kinds, None if everything else patterns, workers, pool, quiet
-    )
+    sources = None if patterns.size == run.num_patterns else patterns  # None: every pattern
+    damaged = ensure_grams(run, layers, epochs, kinds, sources, workers, pool, quiet)
     report.problems += [f"layer {name!r} left out: {why}" for name, why in damaged.items()]
     layers = [name for name in layers if name not in damaged]
     if not layers:
@@ -178,13 +177,13 @@ def _compare(
             "data files or outputs of changing shape); run `passage verify` on it"
         )
     order = np.searchsorted(patterns, conditions)  # Gram rows -> condition order
-    sources = None if everything else patterns
 
     def gram(layer: str, ep: int | None, kind: str) -> np.ndarray:
         g = load_gram(run, layer, ep, kind, sources)
         return g[np.ix_(order, order)]
 
-    features = {name: int(np.prod(run.layer(name).shape or (1,))) for name in layers}
+    # features per pattern, as stored (run.json may hold a free size, None)
+    features = {name: math.prod(run.chunks(name, epochs[0])[0].shape) for name in layers}
     models = np.stack(
         [
             np.stack(
@@ -198,7 +197,6 @@ def _compare(
     )
     for target in targets:
         arrays = _target_arrays(
-            run,
             target,
             data[target.name],
             models,
@@ -207,7 +205,7 @@ def _compare(
             method,
             samples,
             seed,
-            gram if data[target.name].responses is not None else None,
+            gram,
             quiet,
         )
         arrays["method"] = np.array(method)
@@ -258,7 +256,6 @@ def _labels(run: Run, path: str | Path | None, conditions: np.ndarray) -> np.nda
 
 
 def _target_arrays(
-    run: Run,
     target: Target,
     data: NeuralData,
     models: np.ndarray,
@@ -267,7 +264,7 @@ def _target_arrays(
     method: str,
     samples: int,
     seed: int,
-    gram: Any,
+    gram: Callable[[str, int | None, str], np.ndarray],
     quiet: bool,
 ) -> dict[str, Any]:
     batch = epochs == [None]
@@ -278,11 +275,11 @@ def _target_arrays(
             models, refs, layers, method, samples, seed, None if batch else epochs, bar.update
         )
         if data.responses is not None:
-            grams = [[(name, ep) for name in layers] for ep in epochs]
+            keys = [[(name, ep) for name in layers] for ep in epochs]
             arrays.update(
                 encoding_arrays(
                     lambda key: gram(key[0], key[1], ENCODING_KIND),
-                    grams,
+                    keys,
                     data.responses,
                     data.repeats,
                     seed,

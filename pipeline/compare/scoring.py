@@ -17,7 +17,7 @@ import numpy as np
 
 from .bootstrap import best_layer_fraction, bootstrap
 from .ceiling import noise_ceiling
-from .comparators import compare
+from .comparators import compare, conditions_of
 from .encoding import fit_encoding, normalized_median, reliability
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def rsa_arrays(
     """``models``: (E, L, K) condensed model RDMs (E = 1 for a batch run, ``epochs`` None);
     ``references``: (S, K). The RSA keys of ``Run.comparison``."""
     n_epochs, n_layers, k = models.shape
-    conditions = int(round((1 + np.sqrt(1 + 8 * k)) / 2))
+    conditions = conditions_of(k)
     scores = np.stack([compare(models[e], references, method) for e in range(n_epochs)])
     score = _nanmean(scores, axis=2)
     ceiling = noise_ceiling(references, method)

@@ -161,16 +161,16 @@ def _heatmap(
     )
     bar = fig.colorbar(im, ax=ax, fraction=0.05 if geo.width < 12 else 0.025, pad=0.02)
     bar.set_label(bar_label)
-    _ticks(ax, row_names, col_names, geo)
+    heat_ticks(ax, row_names, col_names, geo)
     ax.set_ylabel(row_label)
     ax.set_xlabel(col_label)
     ax.set_title(hl.wrap_title(title, geo.width - 0.5, TITLE_POINTS), fontsize=TITLE_POINTS)
     if geo.value_points is not None:
-        _write_values(ax, values, texts, colormap, norm, geo.value_points)
+        write_values(ax, values, texts, colormap, norm, geo.value_points)
     return save_figure(fig, path)
 
 
-def _ticks(ax: Any, rows: list[str], cols: list[str], geo: hl.HeatGeometry) -> None:
+def heat_ticks(ax: Any, rows: list[str], cols: list[str], geo: hl.HeatGeometry) -> None:
     ax.set_yticks(range(len(rows)), rows, fontsize=geo.row_points)
     if geo.col_step == 1:
         ax.set_xticks(range(len(cols)), cols, fontsize=geo.col_points, rotation=geo.rotate)
@@ -181,7 +181,7 @@ def _ticks(ax: Any, rows: list[str], cols: list[str], geo: hl.HeatGeometry) -> N
     ax.tick_params(length=2)
 
 
-def _write_values(
+def write_values(
     ax: Any, values: np.ndarray, texts: list[list[str]], cmap: Any, norm: Any, points: float
 ) -> None:
     colours = cmap(norm(np.nan_to_num(values, nan=norm.vmin)))

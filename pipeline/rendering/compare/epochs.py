@@ -11,18 +11,35 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib.colors import Normalize
+from matplotlib.axes import Axes
+from matplotlib.colorbar import Colorbar
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..analysis import heat_layout as hl
 from ..analysis.canvas import new_figure, save_figure
-from ..analysis.heatmaps import _ticks, _write_values
+from ..analysis.heatmaps import heat_ticks, write_values
 from . import views
 
 BAD = "#dddddd"  # as the analysis heatmaps show a missing value
 BEST = "black"
 TITLE_POINTS = 11.0
+
+
+def score_image(
+    fig: Figure, ax: Axes, values: np.ndarray, geo: hl.HeatGeometry
+) -> tuple[Colorbar, Colormap, Normalize, tuple[float, float]]:
+    """``values`` drawn as a score heatmap on ``ax`` (NaN grey) with its colour bar: the colour
+    bar, colormap, norm and limits (``views.score_scale``), for the caller's labels and marks."""
+    cmap_name, limits = views.score_scale(values)
+    cmap = matplotlib.colormaps.get_cmap(cmap_name).with_extremes(bad=BAD)
+    norm = Normalize(*limits)
+    im = ax.imshow(
+        np.ma.masked_invalid(values), cmap=cmap, norm=norm, interpolation="nearest", aspect="auto"
+    )
+    bar = fig.colorbar(im, ax=ax, fraction=0.05 if geo.width < 12 else 0.025, pad=0.02)
+    return bar, cmap, norm, limits
 
 
 def figure_epochs(
@@ -50,20 +67,14 @@ def figure_epochs(
     )
     fig = new_figure(geo.width, geo.height + 0.5, layout="constrained")
     ax = fig.add_subplot()
-    cmap_name, limits = views.score_scale(values)
-    cmap = matplotlib.colormaps.get_cmap(cmap_name).with_extremes(bad=BAD)
-    norm = Normalize(*limits)
-    im = ax.imshow(
-        np.ma.masked_invalid(values), cmap=cmap, norm=norm, interpolation="nearest", aspect="auto"
-    )
-    bar = fig.colorbar(im, ax=ax, fraction=0.05 if geo.width < 12 else 0.025, pad=0.02)
+    bar, cmap, norm, limits = score_image(fig, ax, values, geo)
     bar.set_label(f"{label} (dashed: noise ceiling)" if views.band(ceiling) else label)
     _ceiling_on_bar(bar, ceiling, limits)
-    _ticks(ax, rows, cols, geo)
+    heat_ticks(ax, rows, cols, geo)
     ax.set_ylabel("layer (model order)")
     ax.set_xlabel("epoch")
     if geo.value_points is not None:
-        _write_values(ax, values, texts, cmap, norm, geo.value_points)
+        write_values(ax, values, texts, cmap, norm, geo.value_points)
     thick = max(1.0, min(2.5, 72 * min(geo.cell_w, geo.cell_h) / 12))
     for col, row in enumerate(np.asarray(best, np.int64)):
         if row >= 0:

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
-from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..analysis import heat_layout as hl
 from ..analysis.canvas import new_figure, save_figure
-from ..analysis.heatmaps import _ticks, _write_values
+from ..analysis.heatmaps import heat_ticks, write_values
 from . import views
+from .epochs import score_image
 
-BAD = "#dddddd"
 BEST = "black"
 NAMED = "#c00000"
 TITLE_POINTS = 11.0
@@ -47,18 +45,13 @@ def figure_regions(view: views.Regions, title: str = "", label: str = "score") -
     extra = (len(lines) + 1) * LINE_POINTS * 1.5 / 72
     fig = new_figure(width, geo.height + extra + 0.4, layout="constrained")
     ax = fig.add_subplot()
-    cmap_name, limits = views.score_scale(values)
-    cmap = matplotlib.colormaps.get_cmap(cmap_name).with_extremes(bad=BAD)
-    norm = Normalize(*limits)
-    im = ax.imshow(
-        np.ma.masked_invalid(values), cmap=cmap, norm=norm, interpolation="nearest", aspect="auto"
-    )
-    fig.colorbar(im, ax=ax, fraction=0.05 if geo.width < 12 else 0.025, pad=0.02).set_label(label)
-    _ticks(ax, rows, cols, geo)
+    bar, cmap, norm, _ = score_image(fig, ax, values, geo)
+    bar.set_label(label)
+    heat_ticks(ax, rows, cols, geo)
     ax.set_ylabel("region")
     ax.set_xlabel("layer (model order)")
     if geo.value_points is not None:
-        _write_values(ax, values, texts, cmap, norm, geo.value_points)
+        write_values(ax, values, texts, cmap, norm, geo.value_points)
     for r in range(len(rows)):
         b, m = int(view.best[r]), int(view.named[r])
         if b >= 0:

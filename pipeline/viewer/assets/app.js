@@ -1300,6 +1300,8 @@
     fmt,
     writeHash,
     BAD_RGB,
+    lutIndex,
+    card,
   };
 
   P.state = state; // for debugging from the console

@@ -28,22 +28,11 @@
 
   const rgb = (c) => `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
 
-  function lutIndex(v, lo, hi) {
-    if (!(hi > lo)) return 0;
-    const i = Math.round(((v - lo) / (hi - lo)) * 255);
-    return i < 0 ? 0 : i > 255 ? 255 : i;
-  }
+
 
   const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 
-  function card(title) {
-    const el = document.createElement("div");
-    el.className = "card";
-    const h = document.createElement("h3");
-    h.textContent = title;
-    el.append(h);
-    return el;
-  }
+
 
   function text(tag, content, className) {
     const el = document.createElement(tag);
@@ -73,7 +62,7 @@
 
   // ------------------------------------------------------------------ the layer profile
   function profileCard(app, c, row, layer) {
-    const el = card("Layer profile");
+    const el = app.card("Layer profile");
     const canvas = document.createElement("canvas");
     canvas.id = "compare-profile";
     canvas.width = PROFILE.w;
@@ -187,7 +176,7 @@
 
   // ------------------------------------------------------------------ layers x epochs
   function heatmapCard(app, c, layer, epoch) {
-    const el = card("Score per layer and epoch (click a cell)");
+    const el = app.card("Score per layer and epoch (click a cell)");
     const L = c.layers.length;
     const E = c.epochs.length;
     const cw = Math.max(4, Math.min(40, Math.floor(HEAT.maxW / E)));
@@ -207,7 +196,7 @@
     for (let e = 0; e < E; e++) {
       for (let l = 0; l < L; l++) {
         const v = c.score[e][l];
-        ctx.fillStyle = rgb(isNum(v) ? lut[lutIndex(v, lo, hi)] : app.BAD_RGB);
+        ctx.fillStyle = rgb(isNum(v) ? lut[app.lutIndex(v, lo, hi)] : app.BAD_RGB);
         ctx.fillRect(HEAT.label + e * cw, l * ch, cw, ch);
       }
     }
@@ -302,7 +291,7 @@
   }
 
   async function rdmCard(app, run, c, layer, epoch, gen) {
-    const el = card("RDMs (rank-transformed)");
+    const el = app.card("RDMs (rank-transformed)");
     const base = `api/run/${run.id}/compare/${q(c.name)}/rdm`;
     const refs = c.references.length;
     if (reference !== "mean" && !(Number(reference) < refs)) reference = "mean";
@@ -344,7 +333,7 @@
 
   // ------------------------------------------------------------------ regions x layers
   async function regionsCard(app, run, epoch) {
-    const el = card("Regions x layers");
+    const el = app.card("Regions x layers");
     let r;
     try {
       r = await app.json(`api/run/${run.id}/regions`);
@@ -374,7 +363,7 @@
         const v = scores[i][l];
         const td = text("td", app.fmt(v));
         if (isNum(v)) {
-          const color = lut[lutIndex(v, lo, hi)];
+          const color = lut[app.lutIndex(v, lo, hi)];
           td.style.backgroundColor = rgb(color);
           td.style.color = color[0] * 0.3 + color[1] * 0.59 + color[2] * 0.11 > 140 ? "#000" : "#fff";
         }
