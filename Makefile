@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # DASK=tcp://HOST:PORT or DASK=local:N runs capture, render and analyze on a Dask cluster.
 DASK_FLAG := $(if $(DASK),--dask $(DASK))
 
-.PHONY: install capture render analyze compare serve test test-bare lint format bench bench-quick clean
+.PHONY: install capture render analyze compare visualize serve test test-bare lint format bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ analyze: capture
 # CONFIG=configs/compare.toml compares a training run with a synthetic reference.
 compare: capture
 	$(BIN)/passage compare --config $(CONFIG) $(DASK_FLAG)
+
+# What each channel wants to see (feature visualization) and where in its top patterns (found
+# by analyze) it looks (attribution): RUN/features/. Resumes where it stopped; CONFIG as above,
+# e.g. CONFIG=configs/training.toml visualizes up to 4 of the trained model's epochs.
+visualize: analyze
+	$(BIN)/passage visualize --config $(CONFIG)
 
 # The viewer on the default config's run: http://127.0.0.1:8000/ (Ctrl-C stops it).
 serve: $(STAMP)

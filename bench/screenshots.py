@@ -4,7 +4,9 @@
 (``configs/seed.toml``: builtin:seed, one random pattern) and a short training run (as
 ``configs/training.toml``, 3 epochs), serves both on 127.0.0.1 and writes
 ``viewer-pattern.png`` (the pattern view) and ``viewer-epochs.png`` (the epoch view with the
-metrics curve) at 1280x800.
+metrics curve) at 1280x800. With ``--units RUN`` (a run ``passage visualize`` filled, e.g.
+``runs/training`` after ``make visualize CONFIG=configs/training.toml``) it writes only
+``viewer-unit.png``: the unit page of ``--unit LAYER:CHANNEL`` at its last visualized epoch.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def capture_runs(work: Path) -> tuple[Path, Path]:
     return seed, training
 
 
-def shoot(runs: list[Path], hash_: str, path: Path) -> None:
+def shoot(runs: list[Path], hash_: str, path: Path, size: tuple[int, int] = (1280, 800)) -> None:
     from playwright.sync_api import sync_playwright
 
     from pipeline.viewer.server import start
@@ -52,7 +54,7 @@ def shoot(runs: list[Path], hash_: str, path: Path) -> None:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=find_chromium(), headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page = browser.new_page(viewport={"width": size[0], "height": size[1]})
             page.goto(f"{url}/{hash_}")
             page.wait_for_function(READY, timeout=30_000)
             page.mouse.move(0, 0)
@@ -69,12 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"))
     parser.add_argument("--work", default=None, help="keep the runs here (default: a temp dir)")
+    parser.add_argument("--units", default=None, help="a visualized run: its unit page too")
+    parser.add_argument("--unit", default="dense_2:13", help="LAYER:CHANNEL of that page")
     args = parser.parse_args(argv)
     why = playwright_missing()
     if why is not None:  # before the captures, which take a while
         parser.error(f"no browser to take the screenshots with: {why}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.units:
+        shoot([Path(args.units)], f"#unit={args.unit}", out / "viewer-unit.png", (1280, 1060))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)

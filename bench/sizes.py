@@ -40,6 +40,14 @@ class Sizes:
     encoding_voxels: int = 1_000
     compare_epochs: int = 13  # the whole `passage compare` command on configs/compare.toml's size
     compare_bootstrap: int = 1_000
+    visualize_channels: int = 64  # channels of the conv layer visualized batched / one at a time
+    visualize_steps: int = 64  # optimization steps of that figure
+    visualize_rss: tuple[int, int] = (64, 256)  # channels of the 256-channel layer, peak RSS
+    visualize_rss_batch: int = 64  # channels per batch in both peak-RSS children
+    visualize_rss_steps: int = 16
+    visualize_patterns: int = 64  # patterns of the builtin:cnn run of the whole command
+    visualize_command_steps: int = 64
+    visualize_layers: tuple[str, ...] = ()  # --layers of the whole command (empty: every layer)
 
 
 FULL = Sizes(
@@ -81,6 +89,9 @@ QUICK = Sizes(
     encoding_conditions=600,
     encoding_features=20_000,
     encoding_voxels=300,
+    visualize_steps=16,
+    visualize_rss_steps=4,
+    visualize_command_steps=16,
 )
 TINY = Sizes(
     capture=300,
@@ -111,4 +122,12 @@ TINY = Sizes(
     encoding_voxels=20,
     compare_epochs=3,
     compare_bootstrap=50,
+    visualize_channels=8,
+    visualize_steps=2,
+    visualize_rss=(8, 32),
+    visualize_rss_batch=8,
+    visualize_rss_steps=2,
+    visualize_patterns=16,
+    visualize_command_steps=2,
+    visualize_layers=("backbone/conv1",),
 )

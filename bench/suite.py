@@ -18,7 +18,16 @@ from .sizes import Sizes
 
 log = logging.getLogger(__name__)
 
-SUITES = ("capture", "render", "analysis", "compare", "training", "viewer", "distributed")
+SUITES = (
+    "capture",
+    "render",
+    "analysis",
+    "compare",
+    "training",
+    "viewer",
+    "distributed",
+    "visualize",
+)
 
 
 def run_all(
@@ -34,6 +43,7 @@ def run_all(
     from .render_suite import render_figures
     from .training_suite import training_figures
     from .viewer_suite import viewer_figures
+    from .visualize_bench import visualize_figures
 
     tmp = Path(tempfile.mkdtemp(prefix="passage-bench-", dir=tmp_root))
     machine = describe(tmp)
@@ -56,6 +66,8 @@ def run_all(
             figures += viewer_figures(sizes, tmp)
         if "distributed" in suites:
             figures += distributed_figures(sizes, tmp)
+        if "visualize" in suites:
+            figures += visualize_figures(sizes, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     machine["load_average_end"] = load_average()

@@ -37,6 +37,7 @@ _LAZY = {
     "capture_model": ("pipeline.capturing.stream", "capture_model"),
     "plot_pattern_process": ("pipeline.article", "plot_pattern_process"),
     "render": ("pipeline.rendering", "render"),
+    "visualize": ("pipeline.capturing.visualize.runner", "visualize"),
 }
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "open_run",
     "plot_pattern_process",
     "render",
+    "visualize",
 ]
 
 

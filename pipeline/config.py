@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import types
 import typing
@@ -125,6 +126,24 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+class VisualizeConfig:
+    layers: tuple[str, ...] = ()  # name globs over the run's layers; empty: every layer
+    channels: str = ""  # "0-15,20" or "all"; empty: the first 64 channels of each layer
+    steps: int = 512  # optimization steps per batch of channels
+    size: tuple[int, ...] = ()  # [H, W] of the optimized image; empty: the input's own size
+    seed: int = 0
+    lr: float = 0.05  # Adam's learning rate
+    epochs: str = ""  # "all", "last" or "0,5,20"; empty: up to 4 evenly spaced kept epochs
+    top: int | None = None  # top patterns attributed (0: none); unset: the analysis' K, <= 9
+    samples: int = 32  # SmoothGrad's noisy copies per pattern
+    noise: float = 0.15  # SmoothGrad's sigma, a fraction of the input range
+    batch: int = 0  # channels optimized together; 0: as many as the memory budget allows
+    overwrite: bool = False  # visualize again what was visualized with other settings
+    pictures: bool = True
+    unsafe: bool = False  # like [capture] unsafe: reload a model holding Lambda layers
+
+
+@dataclass(frozen=True)
 class DaskConfig:
     # tcp://host:port of a running Dask scheduler, or local[:N] for a cluster of N worker
     # processes on this machine; empty: everything runs here and Dask is not imported.
@@ -150,6 +169,9 @@ class TrainConfig:
     every_batches: int = 0
     seed: int = 0
     resume: bool = True  # keep the last finished epoch in RUN/train-backup to resume after a crash
+    # Keep the weights of every recorded epoch in RUN/weights/ (what `passage visualize`
+    # reloads for each epoch); not part of the run's identity.
+    keep_weights: bool = True
 
 
 @dataclass(frozen=True)
@@ -160,6 +182,7 @@ class Config:
     train: TrainConfig | None = None
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    visualize: VisualizeConfig = field(default_factory=VisualizeConfig)
     dask: DaskConfig = field(default_factory=DaskConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -289,6 +312,7 @@ def _validate(cfg: Config) -> Config:
             "[compare]: expected bootstrap >= 0 (0: no intervals) and workers >= 0, received "
             f"bootstrap={m.bootstrap} workers={m.workers}"
         )
+    _validate_visualize(cfg.visualize)
     d = cfg.dask
     if d.batches_per_task < 0 or d.timeout <= 0:
         raise ConfigError(
@@ -320,6 +344,37 @@ def _validate(cfg: Config) -> Config:
     return cfg
 
 
+_CHANNELS = re.compile(r"^(all|\s*\d+(\s*-\s*\d+)?\s*(,\s*\d+(\s*-\s*\d+)?\s*)*)$")
+_EPOCHS = re.compile(r"^(all|last|\s*\d+\s*(,\s*\d+\s*)*)$")
+
+
+def _validate_visualize(v: VisualizeConfig) -> None:
+    if v.channels and not _CHANNELS.match(v.channels):
+        raise ConfigError(
+            f"[visualize] channels: expected 'all' or channel numbers and ranges such as "
+            f"'0-15,20', received {v.channels!r}"
+        )
+    if v.epochs and not _EPOCHS.match(v.epochs):
+        raise ConfigError(
+            f"[visualize] epochs: expected 'all', 'last' or epoch numbers such as '0,5,20', "
+            f"received {v.epochs!r}"
+        )
+    if v.size and (len(v.size) != 2 or min(v.size) < 1):
+        raise ConfigError(
+            f"[visualize] size: expected [H, W] with sizes >= 1, or empty, received {list(v.size)}"
+        )
+    if v.steps < 1 or v.samples < 1 or v.batch < 0 or (v.top is not None and v.top < 0):
+        raise ConfigError(
+            "[visualize]: expected steps >= 1, samples >= 1, batch >= 0 (0: by memory) and "
+            f"top >= 0, received steps={v.steps} samples={v.samples} batch={v.batch} "
+            f"top={v.top}"
+        )
+    if not v.lr > 0 or not v.noise >= 0:
+        raise ConfigError(
+            f"[visualize]: expected lr > 0 and noise >= 0, received lr={v.lr} noise={v.noise}"
+        )
+
+
 SECTIONS: dict[str, type] = {
     "capture": CaptureConfig,
     "select": SelectConfig,
@@ -327,6 +382,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "analyze": AnalyzeConfig,
     "compare": CompareConfig,
+    "visualize": VisualizeConfig,
     "dask": DaskConfig,
 }
 

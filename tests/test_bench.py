@@ -56,6 +56,14 @@ EXPECTED = [
     "capture --dask local:2 (warm cluster) / in-process capture: time",
     "Dask task overhead: ms per batch, one batch per task / a few large tasks",
     "passage capture --dask local:2 / passage capture, whole commands (cold)",
+    "visualize channels/s, 8 channels batched / one channel at a time with a Python loop over "
+    "the steps (Conv2D 8 channels on 32x32x3, 2 steps)",
+    "visualize channels/s, 8 channels batched / one channel at a time (Conv2D 8 channels on "
+    "32x32x3, 2 steps)",
+    "ceiling: bare forward + backward pass per image, batch 8 / batch 1 (same model, 2 steps)",
+    "visualize peak RSS, 32 / 8 channels of a 256-channel Conv2D, batch 8",
+    "passage visualize, whole command, nothing kept / passage info (builtin:cnn, 16 patterns, "
+    "--steps 2, --layers backbone/conv1)",
 ]
 
 
@@ -96,6 +104,22 @@ def _assert_work(figures: dict[str, dict], sizes) -> None:
     assert holds(_mib(analyze, "same {} of files read"), sizes.analysis)
     render = note("render grids/s / article's render loop (2x2, 10x10 in, 100 dpi)")
     assert f"ours: {sizes.render} grids" in render
+    small, large = sizes.visualize_rss
+    batched = note(EXPECTED[-4])
+    assert f"Visualizer.run over all {sizes.visualize_channels} channels" in batched
+    tool = note(EXPECTED[-5])
+    assert f"per channel, {sizes.visualize_steps} calls of one traced step" in tool
+    agree = float(
+        re.search(
+            r"batched vs alone, relative to the largest activation: ([\d.e+-]+)", batched
+        ).group(1)
+    )
+    assert agree < 1e-2  # a channel's image does not depend on the others in its batch
+    rss = note(EXPECTED[-2])
+    done = re.search(r"steps; (\d+) channels in [\d.]+ s vs (\d+) in", rss)
+    assert done and (int(done.group(1)), int(done.group(2))) == (large, small)  # all of them
+    command = re.search(r"(\d+) layers \(.*\), (\d+) channels visualized", note(EXPECTED[-1]))
+    assert command and int(command.group(1)) > 0 and int(command.group(2)) > 0
 
 
 @pytest.mark.slow

@@ -25,6 +25,10 @@ before the sub-model) and numbered after the graph's layers, so the graph layers
 indices (and existing runs their folder names). Not listed: the model itself, ``InputLayer``,
 and calls whose output cannot be captured (see ``calls.py``).
 
+Gradients (``Probe.symbolic``): the same outputs built into a graph being traced elsewhere (a
+``tf.function`` with a ``GradientTape``, as feature visualization and attribution need), by the
+same code as the probe's own pass; capture itself does not use it.
+
 Every trace runs under interception, which also gives layers whose names TensorFlow refuses in
 a name scope (spaces, non-ASCII letters) a safe name for the length of their call: such models
 are captured under their own names. A layer whose call raises while the probe is traced stops
@@ -91,7 +95,9 @@ def _graph_probe(
     over the model's own outputs too when ``run_all`` (intercepted calls are inside its
     layers: the whole graph must run)."""
     keras, _ = keras_and_tf()
-    if any(entries[n].nested for n in names):
+    # a sub-model's own output reached through the outer graph maps both graphs at once, and
+    # Keras refuses names they share (an input called "image" in each): rebuild them as one
+    if any(entries[n].nested or is_graph_model(entries[n].layer) for n in names):
         inputs, tensors, outputs = rebuild(model)
         wanted = [tensors[n] for n in names]
     else:
@@ -124,13 +130,7 @@ class Probe:
         )
         missing: list[str] = []
 
-        @tf.function(
-            input_signature=[tf.TensorSpec((None, *i.shape), i.dtype) for i in inputs],
-            reduce_retracing=True,
-            autograph=False,
-        )
-        def forward(*xs: Any) -> Any:
-            type(self).traces += 1
+        def outputs(*xs: Any) -> list[Any]:
             tracer.reset()
             with intercepting(tracer):
                 if probe_model is None:
@@ -150,6 +150,15 @@ class Probe:
                     found[name] = call.output
             return [found[n] for n in names]
 
+        @tf.function(
+            input_signature=[tf.TensorSpec((None, *i.shape), i.dtype) for i in inputs],
+            reduce_retracing=True,
+            autograph=False,
+        )
+        def forward(*xs: Any) -> Any:
+            type(self).traces += 1
+            return outputs(*xs)
+
         with model_runs(model, tracer):
             forward.get_concrete_function()
         if missing:
@@ -159,7 +168,18 @@ class Probe:
             )
         self.dtypes = [i.dtype for i in inputs]
         self._forward = forward
+        self._outputs = outputs
+        self._tracer = tracer
+        self._model = model
         type(self).builds += 1
+
+    def symbolic(self, xs: Sequence[Any]) -> list[Any]:
+        """The selected layers' outputs of the batch ``xs`` (one tensor per model input), built
+        into the graph being traced: call it inside a ``tf.function`` (a ``GradientTape`` may
+        watch ``xs``; the outputs are differentiable). Nothing is computed or counted as a
+        probe trace, and the probe's own traced pass is unchanged."""
+        with model_runs(self._model, self._tracer):
+            return self._outputs(*xs)
 
     def __call__(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
         _, tf = keras_and_tf()

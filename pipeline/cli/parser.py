@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import config as cfgmod
-from . import analyze, capture, compare, inspection, render, viewer
+from . import analyze, capture, compare, inspection, render, viewer, visualize
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_parsers(sub, after)
     analyze.add_parsers(sub, after)
     compare.add_parsers(sub, after)
+    visualize.add_parsers(sub, after)
     inspection.add_layers(sub, after)
     viewer.add_parsers(sub, after)
     inspection.add_run_checks(sub, after)

@@ -1,5 +1,8 @@
 """The manifest: one typed, versioned entry per complete data file (``manifest.jsonl``).
 
+Data files lie under ``data/``; the feature files of ``passage visualize`` under ``features/``
+with a ``features.<kind>:<layer>`` key (``feature_keys``). Both are checked the same way.
+
 A line is appended only after its file has been renamed into place, so the manifest is the
 truth: a file not listed does not exist for readers. A truncated or malformed line (a crash
 in the middle of an append) is ignored and reported; every other line is used.
@@ -18,6 +21,7 @@ import numpy as np
 import orjson
 
 from ..errors import StoreError
+from .feature_keys import FEATURE_KINDS, is_feature_path, parse_feature_key
 from .json_checks import refuse
 
 log = logging.getLogger(__name__)
@@ -77,8 +81,13 @@ class ManifestEntry:
         if type(data.get("dtype")) is not str or not _dtype_name(data["dtype"]):
             raise _bad("dtype", "a numpy dtype name such as 'float32'", data.get("dtype"))
         path = data["path"]
-        if not path.startswith("data/") or ".." in path.split("/") or "\x00" in path:
-            raise _bad("path", "a path inside data/", path)
+        inside = path.startswith("data/") or is_feature_path(path)
+        if not inside or ".." in path.split("/") or "\x00" in path:
+            raise _bad("path", "a path inside data/ or features/", path)
+        if is_feature_path(path) and parse_feature_key(data["layer"]) is None:
+            raise _bad(
+                "layer", f"'features.<kind>:<layer>', kind one of {FEATURE_KINDS}", data["layer"]
+            )
         return cls(
             path=path,
             layer=data["layer"],

@@ -13,7 +13,8 @@ import numpy as np
 import orjson
 
 from ..errors import DamagedDataError, NotInRunError, StoreError
-from . import analysis_files, codecs, compare_files
+from . import analysis_files, codecs, compare_files, features_reader
+from .feature_keys import is_feature_path
 from .gram_cache import read_cached_gram
 from .grams import gram_kind, layer_gram, rdm_from_gram
 from .manifest import MANIFEST, METRICS, RUN_JSON, ManifestEntry, read_manifest
@@ -99,8 +100,16 @@ def read_entry(
     return arr
 
 
+def entry_format(entry: ManifestEntry, run_format: str) -> str:
+    """The format of one listed file: feature files are always NPY, data files the run's."""
+    return "npy" if is_feature_path(entry.path) else run_format
+
+
 class Run:
-    """A captured run, read through its manifest (the truth about which files exist)."""
+    """A captured run, read through its manifest (the truth about which files exist).
+
+    ``entries`` are the data files (under ``data/``); ``feature_entries`` the files of
+    ``passage visualize`` (under ``features/``), read with ``feature`` and its siblings."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -118,6 +127,8 @@ class Run:
         self.reload_entries(read.entries)
 
     def reload_entries(self, entries: list[ManifestEntry]) -> None:
+        entries, self.feature_entries = features_reader.split_entries(entries)
+        self._feature_files = features_reader.index_files(self.feature_entries)
         index: dict[tuple[int | None, str], dict[int, ManifestEntry]] = {}
         for e in entries:
             index.setdefault((e.epoch, e.layer), {})[e.first] = e
@@ -266,7 +277,7 @@ class Run:
         return arr
 
     def _load(self, entry: ManifestEntry, mmap: bool, check: bool) -> np.ndarray:
-        got = read_entry(self.path, entry, self.format, mmap, check)
+        got = read_entry(self.path, entry, entry_format(entry, self.format), mmap, check)
         if isinstance(got, Damage):
             raise DamagedDataError(
                 f"data file {self.path / entry.path}: {got.detail}; see `passage verify "
@@ -370,6 +381,50 @@ class Run:
         regions (``--rdms V1=v1.mat --rdms IT=it.h5``): ``regions``, ``layers``, ``scores``,
         ``ci``, ``best_layer``, ``best_layer_p``, ``named_layer``, ``agrees``."""
         return compare_files.read_regions(self.path)
+
+    # -- features (written by `passage visualize`) ---------------------------------------------
+    @property
+    def feature_layers(self) -> list[str]:
+        """Layers with feature visualizations, in the run's layer order."""
+        return features_reader.feature_layers(self, self._feature_files)
+
+    def feature_epochs(self, layer: str) -> list[int | None]:
+        """Epochs at which ``layer`` was visualized, sorted (``[None]`` in a batch run)."""
+        return features_reader.feature_epochs(self, self._feature_files, layer)
+
+    def feature_channels(self, layer: str, epoch: int | None = None) -> np.ndarray:
+        """The channels of ``layer`` visualized at ``epoch`` (None: the last visualized
+        epoch), sorted int64; empty when the layer was not visualized."""
+        if not self.feature_epochs(layer):
+            return np.zeros(0, np.int64)
+        ep = features_reader.resolve(self, self._feature_files, layer, epoch)
+        return features_reader.visualized_channels(self, self._feature_files, layer, ep)
+
+    def feature(self, layer: str, channel: int, epoch: int | None = None) -> dict[str, Any]:
+        """One channel's feature visualization (at ``epoch``; None: the last visualized one):
+        ``image`` (one input pattern's shape, float32, in the stored space), ``activation``
+        (the objective it reaches), ``dataset_activation`` (the best over the run's patterns
+        from ``analyze``; NaN without an analysis), ``steps``, ``seed``, ``epoch``, ``space``,
+        ``low``, ``high``, ``preprocess``, ``channel``."""
+        return features_reader.feature(self, self._feature_files, layer, channel, epoch)
+
+    def features_of(self, layer: str, epoch: int | None = None) -> dict[str, Any]:
+        """Every visualized channel of ``layer`` at ``epoch`` (None: the last visualized):
+        ``channels`` (n,) int64 sorted, ``images`` (n, *input), ``activation`` (n,),
+        ``dataset_activation`` (n,), ``epoch``, ``settings`` and the settings' keys (``steps``,
+        ``seed``, ``space``, ``low``, ``high``, ...; ``channels`` is the visualized ones)."""
+        return features_reader.features_of(self, self._feature_files, layer, epoch)
+
+    def attribution(self, layer: str, channel: int, epoch: int | None = None) -> np.ndarray:
+        """SmoothGrad maps (K, *input shape) of the channel's top-K patterns."""
+        return self.top_patterns(layer, channel, epoch)["attribution"]
+
+    def top_patterns(
+        self, layer: str, channel: int, epoch: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The channel's top-K patterns as visualize saw them: ``index`` (K,) (-1: empty),
+        ``value`` (K,), ``input`` (K, *input shape), ``attribution`` (K, *input shape)."""
+        return features_reader.top_patterns(self, self._feature_files, layer, channel, epoch)
 
     def metrics(self) -> list[dict[str, Any]]:
         """Per-epoch training metrics (``metrics.jsonl``); a malformed line is skipped."""

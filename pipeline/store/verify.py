@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import TMP_MARK
-from .reader import Damage, Run, open_run, read_entry
+from .feature_keys import FEATURES, KIND_DTYPES, parse_feature_key
+from .reader import Damage, Run, entry_format, open_run, read_entry
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +39,25 @@ def check_run(run: Run) -> VerifyReport:
     known = set(run.layers) | {rec.key for rec in run.input_records}
     for layer in sorted({e.layer for e in run.entries} - known):
         report.manifest_problems.append(f"manifest lists layer {layer!r}, which run.json lacks")
+    report.manifest_problems.extend(feature_problems(run))
     report.notes.extend(incomplete_layers(run))
     listed = set()
-    for entry in run.entries:
+    for entry in [*run.entries, *run.feature_entries]:
         listed.add(entry.path)
         report.checked += 1
-        got = read_entry(run.path, entry, run.format)
+        got = read_entry(run.path, entry, entry_format(entry, run.format))
         if isinstance(got, Damage):
             if got.reason == "missing file":
                 report.missing.append(entry.path)
             else:
                 report.corrupt.append(f"{entry.path}: {got.detail}")
-    data = run.path / "data"
-    if data.is_dir():
-        for f in sorted(data.rglob("*")):
+    for folder, counted in (("data", _any_file), (FEATURES, _feature_file)):
+        top = run.path / folder
+        if not top.is_dir():
+            continue
+        for f in sorted(top.rglob("*")):
             rel = f.relative_to(run.path).as_posix()
-            if f.is_file() and rel not in listed:
+            if f.is_file() and rel not in listed and counted(f.name):
                 kind = (
                     "temporary file of an interrupted write"
                     if TMP_MARK in f.name
@@ -61,6 +65,51 @@ def check_run(run: Run) -> VerifyReport:
                 )
                 report.orphans.append(f"{rel} ({kind})")
     return report
+
+
+def _any_file(name: str) -> bool:
+    return True
+
+
+def _feature_file(name: str) -> bool:
+    """Under ``features/`` only arrays and temporaries must be listed (pictures, ``index.json``
+    are not)."""
+    return name.endswith(".npy") or TMP_MARK in name
+
+
+def feature_problems(run: Run) -> list[str]:
+    """Feature files naming a layer run.json lacks, or stored with another dtype than their
+    kind's."""
+    out = []
+    known = set(run.layers)
+    keys = {parse_feature_key(e.layer) for e in run.feature_entries}
+    for layer in sorted({k[1] for k in keys if k is not None} - known):
+        out.append(f"manifest lists features of layer {layer!r}, which run.json lacks")
+    for e in run.feature_entries:
+        parsed = parse_feature_key(e.layer)
+        if parsed is not None and e.dtype != KIND_DTYPES[parsed[0]].name:
+            out.append(
+                f"{e.path}: expected dtype {KIND_DTYPES[parsed[0]].name} for {parsed[0]}, "
+                f"manifest says {e.dtype}"
+            )
+    return out
+
+
+def features_line(run: Run) -> str:
+    """``passage info``'s summary of the visualized layers (``features:`` line)."""
+    layers = run.feature_layers
+    if not layers:
+        return "none (run `passage visualize` to add them)"
+    parts = []
+    for layer in layers:
+        epochs = run.feature_epochs(layer)
+        counts = {len(run.feature_channels(layer, ep)) for ep in epochs}
+        shown = "/".join(str(c) for c in sorted(counts))
+        named = ", ".join(str(e) for e in epochs)
+        at = "" if epochs == [None] else f" at epoch{'s' if len(epochs) > 1 else ''} {named}"
+        parts.append(f"{layer} ({shown} channel(s){at})")
+    total = sum(e.bytes for e in run.feature_entries)
+    return f"{len(run.feature_entries)} file(s), {total:,} bytes; " + "; ".join(parts)
 
 
 def incomplete_layers(run: Run) -> list[str]:
@@ -133,6 +182,7 @@ def info_table(run: Run) -> str:
         f"epochs:   {'none (batch mode)' if epochs == [None] else epochs}",
         f"format:   {run.format} {run.info.get('dtype')}",
         f"files:    {len(run.entries)}, {sum(e.bytes for e in run.entries):,} bytes",
+        f"features: {features_line(run)}",
     ]
     if run.bad_manifest_lines:
         head.append(f"manifest: malformed line(s) {run.bad_manifest_lines} ignored")

@@ -28,6 +28,8 @@ from .compare_api import CompareApi
 from .layouts import cell_layout
 from .live import LiveRuns, RunState
 from .routing import BadRequest, Request, parse_int, parse_shape, parse_target
+from .unit_api import ROUTES as UNIT_ROUTES
+from .unit_api import UnitApi
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,7 @@ class Api:
             "info": self._info,
         }
         self.compare = CompareApi(self.runs)
+        self.units = UnitApi(self.runs)
 
     def handle(self, method: str, raw_path: str) -> Response:
         """The answer to one request (``raw_path``: the request target as sent)."""
@@ -173,6 +176,8 @@ class Api:
             return Response(200, JSON, layout_json(parse_shape(shape)))
         if req.route in COMPARE_ROUTES:
             return json_response(self.compare.handle(req))
+        if req.route in UNIT_ROUTES:
+            return json_response(self.units.handle(req))
         run_id, what = req.args
         state = self.runs.state(parse_int(run_id, "run id"))
         return self._run_routes[what](state, req)

@@ -33,7 +33,7 @@ from ..errors import NotInRunError
 from ..rendering.compare.rdm_order import downsample, label_order, mean_reference, rank_transform
 from ..store import compare_files
 from .live import LiveRuns, RunState
-from .routing import BadRequest, Request, parse_int
+from .routing import BadRequest, Request, listed_epoch, parse_int
 
 RDM_SIZE = 256  # the longest side of an RDM sent to the page
 NAN_CODE = 255  # the byte of a NaN entry; ranks in [0, 1] are round(v * RANK_SCALE)
@@ -134,22 +134,8 @@ class CompareApi:
         return payload
 
     def _epoch(self, comparison: dict[str, Any], req: Request) -> int | None:
-        epoch = req.number("epoch", required=False)
         epochs = comparison.get("epochs")
-        if epochs is None:
-            if epoch is not None:
-                raise BadRequest(
-                    400, f"epoch={epoch}: this comparison is of a batch run; leave epoch out"
-                )
-            return None
-        if epoch is None:
-            return epochs[-1]
-        if epoch not in epochs:
-            raise NotInRunError(
-                f"epoch {epoch} is not in this comparison; its epochs: "
-                f"{', '.join(map(str, epochs))}"
-            )
-        return epoch
+        return listed_epoch(req.number("epoch", required=False), epochs, "this comparison")
 
     def _rdm(self, state: RunState, name: str, req: Request) -> dict[str, Any]:
         info = compare_files.read_info(state.run.path, name)

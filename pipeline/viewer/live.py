@@ -101,6 +101,7 @@ class RunState:
                 "has_analysis": analysis_folder(run.path).is_dir(),
                 "has_model": (run.path / "model.png").is_file(),
                 "has_metrics": bool(run.is_training and run.metrics()),
+                "features": run.feature_layers,  # layers with unit pages (passage visualize)
                 "version": self.version,
             }
         return self._info

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 MAX_TARGET = 4096  # characters of a request target; longer ones match no route
@@ -28,6 +29,8 @@ ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     # the Compare view (compare_api.py): the list, one comparison, an RDM of it; regions
     ("compare", re.compile(r"/api/run/([^/]{1,32})/compare(?:/([^/]{1,100})(?:/(rdm))?)?")),
     ("regions", re.compile(r"/api/run/([^/]{1,32})/regions")),
+    # the Unit view (unit_api.py): visualized layers, one unit, its epochs, a layer's grid
+    ("unit", re.compile(r"/api/run/([^/]{1,32})/(features|unit|unit-epochs|features-grid)")),
 )
 
 
@@ -121,3 +124,20 @@ def parse_target(target: str) -> Request:
                 raise BadRequest(400, "query string is not valid UTF-8 percent-encoding") from None
             return Request(name, match.groups(), query)
     raise not_found(raw_path)
+
+
+def listed_epoch(epoch: int | None, epochs: list[Any] | None, what: str) -> int | None:
+    """The epoch a request asks of ``what`` (a comparison, a layer's visualizations): None
+    for a batch run (``epochs`` None or ``[None]``, where asking one is a 400), the last of
+    ``epochs`` when not asked, else one of them (404 otherwise)."""
+    if epochs is None or list(epochs) == [None]:
+        if epoch is not None:
+            raise BadRequest(400, f"epoch={epoch}: {what} is of a batch run; leave epoch out")
+        return None
+    if epoch is None:
+        return int(epochs[-1])
+    if epoch not in epochs:
+        raise BadRequest(
+            404, f"epoch {epoch} is not in {what}; its epochs: {', '.join(map(str, epochs))}"
+        )
+    return epoch

@@ -32,6 +32,7 @@ from ..rendering.layout import parse_indices
 from ..store import Run
 from ..store.atomic import atomic_write_bytes
 from .api import Api, Response
+from .static_units import UnitsWritten, write_units
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class ReportSummary:
     files: int = 0
     bytes: int = 0
     damaged: list[str] = field(default_factory=list)
+    units: UnitsWritten = field(default_factory=UnitsWritten)  # unit pages (passage visualize)
 
     @property
     def megabytes(self) -> float:
@@ -332,8 +334,22 @@ def build_report(
             for key, target, _ in _items(run, run_id, picked):
                 w.data(key, target)
             _write_extras(w, infos[run_id])
+    # unit pages last, in what the size budget leaves after the patterns' data
+    for run_id in range(len(opened)):
+        if infos[run_id].get("features"):
+            got = write_units(
+                api,
+                run_id,
+                lambda key, data: w.write(f"data/{key}.js", data),
+                lambda: max_mb * MB - summary.bytes,
+            )
+            summary.units.included += got.included
+            summary.units.total += got.total
     colormaps = api.handle("GET", "/api/colormaps").body
-    static = orjson.dumps({"runs": infos, "patterns": picked, "bytes": summary.bytes})
+    units = {"included": summary.units.included, "total": summary.units.total}
+    static = orjson.dumps(
+        {"runs": infos, "patterns": picked, "bytes": summary.bytes, "units": units}
+    )
     w.write(
         "data/index.js",
         b"window.PASSAGE_STATIC = "
@@ -349,6 +365,10 @@ def build_report(
         f"Static report: {len(opened)} run(s), {len(picked)} pattern(s), "
         f"{summary.files} data files, {size_text(summary.bytes)}"
     )
+    if summary.units.total:
+        size_line += f"; unit pages: {summary.units.included} of {summary.units.total}"
+        if summary.units.left_out:
+            size_line += f" (the rest above --max-mb {max_mb:g})"
     w.write("index.html", index_html(app_html, size_line).encode("utf-8"), counted=False)
     if summary.damaged:
         log.warning("%d damaged data file(s) shown as damaged cells", len(summary.damaged))

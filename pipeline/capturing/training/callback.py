@@ -29,6 +29,7 @@ from .metrics import batch_line, epoch_line
 from .recorder import Recorder
 from .run_plan import WatchPlan, WatchSpec, plan_watch
 from .schedule import Schedule
+from .weights import remove_temporaries, save_weights, weights_file
 
 keras, _tf = keras_and_tf()
 
@@ -42,7 +43,10 @@ class CaptureCallback(keras.callbacks.Callback):
     ``every_batches``: also every K optimizer steps (keys become steps, see ``schedule``).
     ``info`` adds entries to run.json (e.g. the dataset and labels of the watched patterns);
     ``fingerprint_extra`` adds parts to what identifies the run; ``durable`` fsyncs every file;
-    ``direct_io=False`` writes every file through the page cache (``--buffered-io``).
+    ``direct_io=False`` writes every file through the page cache (``--buffered-io``);
+    ``keep_weights`` saves the model's weights at every record to
+    ``RUN/weights/epoch-EEEE.weights.h5`` (atomically; not part of the run's identity), so
+    that ``passage visualize`` can reload the model as it was then.
     Use it as a context manager, or call ``close()`` when ``fit`` raised, to release the run's
     lock at once (a lock of a dead process is taken over anyway).
     """
@@ -65,6 +69,7 @@ class CaptureCallback(keras.callbacks.Callback):
         direct_io: bool = True,
         info: dict[str, Any] | None = None,
         fingerprint_extra: dict[str, Any] | None = None,
+        keep_weights: bool = False,
     ) -> None:
         use_tensorflow_backend("CaptureCallback")  # the probe is TensorFlow's, whatever fit's
         super().__init__()
@@ -89,6 +94,8 @@ class CaptureCallback(keras.callbacks.Callback):
         self.schedule = Schedule(every, every_batches)
         self.overwrite = overwrite  # only for the first open: a second fit continues the run
         self.direct_io = direct_io
+        self.keep_weights = keep_weights
+        self.durable = durable
         self.recorder = Recorder(
             self.run_dir,
             self.schedule.unit,
@@ -155,7 +162,9 @@ class CaptureCallback(keras.callbacks.Callback):
         self.recorder.attach(self.model)
         self._start = time.monotonic()
         self._fit_checked = False
-        self.recorder.record(0)
+        if self.keep_weights:
+            remove_temporaries(self.run_dir)
+        self._keep(0, self.recorder.record(0))
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not self._fit_checked:
@@ -165,16 +174,25 @@ class CaptureCallback(keras.callbacks.Callback):
 
     def _on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         key = self.schedule.end_batch()
-        if key is not None and self.recorder.record(key):
+        if key is not None and self._keep(key, self.recorder.record(key)):
             self.recorder.append_metrics(batch_line(key, self.schedule.epochs_done, logs))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         key = self.schedule.end_epoch(epoch, self._param("epochs"))
         if key is not None:
-            self.recorder.record(key)
+            self._keep(key, self.recorder.record(key))
         step = self.schedule.epoch_end_step(self._param("steps"))
         seconds = time.monotonic() - self._start
         self.recorder.append_metrics(epoch_line(self.schedule.epochs_done, step, seconds, logs))
+
+    def _keep(self, key: int, written: bool) -> bool:
+        """After record ``key`` (``written``: its files were written now): keep the weights
+        it was recorded with. A record a resume skipped keeps the file it has (the weights its
+        data came from); only a missing one is saved. Returns ``written``."""
+        if self.keep_weights and self.recorder.is_open:
+            if written or not weights_file(self.run_dir, key).is_file():
+                save_weights(self.model, self.run_dir, key, durable=self.durable)
+        return written
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self.close()

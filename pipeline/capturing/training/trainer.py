@@ -168,6 +168,7 @@ def capture_callback(cfg: Config, prep: Prepared, out: Path | None = None) -> Ca
             "config": cfg.to_dict(),
         },
         fingerprint_extra={"model": c.model, "dataset": t.dataset, "seed": t.seed},
+        keep_weights=t.keep_weights,
     )
 
 

@@ -333,13 +333,14 @@
     layer: null,
     unit: null,
     compare: null, // the Compare view's comparison (compare.js)
+    unitRef: null, // the Unit view's "LAYER" or "LAYER:CHANNEL" (unit.js)
     cmap: "viridis",
     scale: "layer",
     playing: false,
   };
   let generation = 0;
   let lastChange = 0;
-  const VIEWS = ["pattern", "analysis", "model", "compare"];
+  const VIEWS = ["pattern", "analysis", "model", "compare", "unit"];
 
   const isTraining = (run) => run.epochs.length > 0 && run.epochs[0] !== null;
   const trainingRuns = () => state.runs.filter(isTraining);
@@ -404,11 +405,17 @@
     state.unit = int("unit");
     if (VIEWS.includes(h.get("view"))) state.view = h.get("view");
     state.compare = h.get("compare");
+    // #unit=LAYER[:CHANNEL] opens the Unit view (the analysis view's unit=N keeps view=analysis)
+    if (h.has("unit") && (!h.has("view") || h.get("view") === "unit")) {
+      state.view = "unit";
+      state.unitRef = h.get("unit");
+    }
     if (h.get("cmap") && luts[h.get("cmap")]) state.cmap = h.get("cmap");
     if (["layer", "shared"].includes(h.get("scale"))) state.scale = h.get("scale");
   }
 
   function hashText() {
+    if (state.view === "unit" && P.unit) return P.unit.hash(APP);
     const h = new URLSearchParams();
     h.set("run", state.run);
     h.set("pattern", state.pattern);
@@ -526,6 +533,8 @@
   function drawCell(cell, result, shape, lay, shared, box) {
     const { canvas, el, title, readout, barSlot, item } = cell;
     title.textContent = item.name + (shape ? " " + lay.label : "");
+    const unitLink = cell.kind === "layer" && P.unit ? P.unit.layerLink(APP, cell.run, item.name) : null;
+    if (unitLink) title.replaceChildren(unitLink, shape ? " " + lay.label : "");
     if (shape && lay.note) {
       const span = document.createElement("span");
       span.className = "note";
@@ -902,6 +911,13 @@
     sub.className = "muted";
     sub.textContent = `top patterns (${what}); click one to open it`;
     el.append(facts, sub, thumbs);
+    if (P.unit && (run.features || []).includes(layer.name)) {
+      const page = document.createElement("a");
+      page.className = "unit-page-link";
+      page.href = P.unit.link(APP, run, layer.name, c, epoch);
+      page.textContent = `unit page: what unit ${c} wants to see`;
+      el.append(page);
+    }
     return el;
   }
 
@@ -1078,6 +1094,7 @@
       if (state.view === "pattern") await renderPattern(gen);
       else if (state.view === "analysis") await renderAnalysis(gen);
       else if (state.view === "compare") await P.compare.render(APP, gen);
+      else if (state.view === "unit") await P.unit.render(APP, gen);
       else await renderModel(gen);
     } catch (err) {
       showMessage(`could not draw: ${err.message}`);
@@ -1128,6 +1145,9 @@
     analysisTab.disabled = !state.runs.some((r) => r.has_analysis);
     // the Compare view (compare.js) reads the API: not in a static report
     document.querySelector('#tabs [data-view="compare"]').disabled = Boolean(STATIC) || !P.compare;
+    // the Unit view (unit.js): runs with feature visualizations (passage visualize)
+    document.querySelector('#tabs [data-view="unit"]').disabled =
+      !P.unit || !state.runs.some((r) => (r.features || []).length);
   }
 
   function setEpoch(e) {
@@ -1264,6 +1284,8 @@
       note.id = "report-size";
       const mb = (STATIC.bytes / 1e6).toFixed(1);
       note.textContent = `static report: ${STATIC.patterns.length} pattern(s), ${mb} MB`;
+      const units = STATIC.units || { total: 0 };
+      if (units.total) note.textContent += `, unit pages ${units.included} of ${units.total}`;
     }
     note.classList.add("muted");
     $(".controls").append(note);
@@ -1301,7 +1323,11 @@
     writeHash,
     BAD_RGB,
     lutIndex,
+    finiteRange,
     card,
+    fitCss,
+    // a payload from the API, or in a static report the script data/<key>.js
+    get: (path, key) => (STATIC ? staticLoad(key) : httpJson(path)),
   };
 
   P.state = state; // for debugging from the console
