@@ -314,8 +314,9 @@ def test_in_memory_run_with_kept_inputs(tmp_path, keras) -> None:
     )
     capture_model(model, cfg, x_data, quiet=True)
     analyze(out, top=6, cka=False, pictures=False, quiet=True)  # 5 patterns: one empty slot
+    # asked for 6 of 5 patterns: the slot left empty is stored as such
     report = visualize(
-        out, model=model, layers=["conv"], steps=8, samples=2, pictures=False, quiet=True
+        out, model=model, layers=["conv"], steps=8, samples=2, top=6, pictures=False, quiet=True
     )
     assert report.channels == 3 and report.attributed
     run = open_run(out)
@@ -342,6 +343,20 @@ def test_in_memory_run_with_kept_inputs(tmp_path, keras) -> None:
         rtol=RTOL,
         atol=ATOL,
     )
+    # not asked: analyze's K, but never more slots than the run has patterns
+    visualize(
+        out,
+        model=model,
+        layers=["conv"],
+        steps=8,
+        samples=2,
+        pictures=False,
+        quiet=True,
+        overwrite=True,
+    )
+    again = open_run(out)
+    assert again.features_of("conv")["top"] == 5
+    assert sorted(again.top_patterns("conv", 2)["index"]) == list(range(5))
 
 
 def test_multi_input_models_are_refused(tmp_path, keras) -> None:

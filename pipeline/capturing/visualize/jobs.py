@@ -97,6 +97,8 @@ def plan_jobs(
             except NotInRunError:
                 no_analysis.append(name)
             k = default_top(None if top_index is None else int(top_index.shape[1]), top)
+            if top is None:  # never more slots than the run has patterns
+                k = min(k, run.num_patterns)
             settings = {
                 **common,
                 "top": k,
