@@ -94,20 +94,33 @@ class _OneAtATime(_Batched):
         return elapsed
 
 
-def _batched_figure(sizes: Sizes, vis: Any) -> Figure:
-    import numpy as np
-
-    n, steps = sizes.visualize_channels, sizes.visualize_steps
-    channels = list(range(n))
-    batched, single = _Batched(vis, channels), _OneAtATime(vis, channels)
+def _speed_session(sizes: Sizes, vis: Any) -> tuple[dict[str, Any], dict[str, float]]:
+    """The three ways to visualize every channel of ``vis``'s layer (batched, one at a time
+    through the same traced loop, one at a time with a Python loop over the steps), each
+    warmed up once, then timed interleaved in one session: (the sides, their median times)."""
+    channels = list(range(sizes.visualize_channels))
+    sides = {
+        "batched": _Batched(vis, channels),
+        "one": _OneAtATime(vis, channels),
+        "tool": _PerStep(vis, channels, sizes.visualize_steps),
+    }
     quiet = logging.getLogger("pipeline.capturing.visualize")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # the units without gradient, once per run([c]) otherwise
     try:
-        batched(), single()  # untimed warm-up: any retracing for a batch size happens here
-        times = interleaved({"one": single, "batched": batched}, sizes.repeats)
+        for side in sides.values():  # untimed warm-up: any retracing for a batch size here
+            side()
+        times = interleaved(dict(sides), sizes.repeats)
     finally:
         quiet.setLevel(level)
+    return sides, times
+
+
+def _batched_figure(sizes: Sizes, sides: dict[str, Any], times: dict[str, float]) -> Figure:
+    import numpy as np
+
+    n, steps = sizes.visualize_channels, sizes.visualize_steps
+    batched, single = sides["batched"], sides["one"]
     stuck = int(np.sum(batched.activation == 0))
     # the same work: both reach a finite objective for every channel; one channel's image does
     # not depend on its batch (the contract), so the activations agree closely
@@ -207,20 +220,11 @@ class _PerStep(_Batched):
         return elapsed
 
 
-def _per_step_figure(sizes: Sizes, vis: Any) -> Figure:
+def _per_step_figure(sizes: Sizes, sides: dict[str, Any], times: dict[str, float]) -> Figure:
     import numpy as np
 
     n, steps = sizes.visualize_channels, sizes.visualize_steps
-    channels = list(range(n))
-    batched, tool = _Batched(vis, channels), _PerStep(vis, channels, steps)
-    quiet = logging.getLogger("pipeline.capturing.visualize")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        batched(), tool()  # untimed warm-up: both traced here
-        times = interleaved({"tool": tool, "batched": batched}, sizes.repeats)
-    finally:
-        quiet.setLevel(level)
+    batched, tool = sides["batched"], sides["tool"]
     assert np.isfinite(batched.activation).all() and np.isfinite(tool.activation).all()
     ours, base = n / times["batched"], n / times["tool"]
     return Figure(
@@ -407,10 +411,11 @@ def _command_figure(sizes: Sizes, tmp: Path) -> Figure:
 
 
 def visualize_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
-    vis = visualizer(sizes.visualize_channels, sizes.visualize_steps)  # traced once for both
+    vis = visualizer(sizes.visualize_channels, sizes.visualize_steps)
+    sides, times = _speed_session(sizes, vis)  # the batched side timed once for both figures
     return [
-        _per_step_figure(sizes, vis),
-        _batched_figure(sizes, vis),
+        _per_step_figure(sizes, sides, times),
+        _batched_figure(sizes, sides, times),
         _ceiling_figure(sizes),
         _rss_figure(sizes, tmp),
         _command_figure(sizes, tmp),

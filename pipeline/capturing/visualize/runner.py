@@ -213,24 +213,19 @@ def _visualize(
     todo = sum(len(job.channels) for job in jobs)
     writer = FeatureWriter(run.path)
     bar = tqdm(total=todo, unit="channel", desc="visualize", disable=quiet, leave=False)
-    try:
+    tools: dict[str, LayerTools] = {}  # per layer, traced once: every epoch loads its weights
+    try:  # into the same model, whose variables the traced functions read
         for ep in report.epochs:
-            model = load_run_model(run, ep, unsafe=unsafe, model=model)
-            infos = run_layers(model, run, names)
+            if run.is_training:  # a batch run's one model was loaded and checked above
+                model = load_run_model(run, ep, unsafe=unsafe, model=model)
+            if not tools:
+                infos = run_layers(model, run, names)
+                tools = {
+                    name: LayerTools(model, infos[name], space, settings, (samples, noise))
+                    for name in names
+                }
             for job in (j for j in jobs if j.epoch == ep):
-                computed = _run_job(
-                    run,
-                    job,
-                    model,
-                    infos[job.layer],
-                    space,
-                    settings,
-                    patterns,
-                    (samples, noise),
-                    writer,
-                    bar,
-                    report,
-                )
+                computed = _run_job(run, job, tools[job.layer], patterns, writer, bar, report)
                 if pictures and (computed or not _sheet(run, job.layer, ep).is_file()):
                     report.pictures += _draw(run.path, job.layer, ep)
     finally:
@@ -258,15 +253,44 @@ def _size(size: Any) -> tuple[int, int] | None:
     return (int(size[0]), int(size[1]))
 
 
+class LayerTools:
+    """A layer's ``Visualizer`` and ``Attributor`` over ``model``, each built (traced) when
+    first needed and then reused for every epoch of the call."""
+
+    def __init__(
+        self,
+        model: Any,
+        info: Any,
+        space: Space,
+        settings: Settings,
+        smoothing: tuple[int, float],
+    ) -> None:
+        self.model, self.info, self.space = model, info, space
+        self.settings, self.smoothing = settings, smoothing
+        self._visualizer: Visualizer | None = None
+        self._attributor: Attributor | None = None
+
+    @property
+    def visualizer(self) -> Visualizer:
+        if self._visualizer is None:
+            self._visualizer = Visualizer(self.model, self.info, self.space, self.settings)
+        return self._visualizer
+
+    @property
+    def attributor(self) -> Attributor:
+        if self._attributor is None:
+            samples, noise = self.smoothing
+            self._attributor = Attributor(
+                self.model, self.info, self.space, samples, noise, seed=self.settings.seed
+            )
+        return self._attributor
+
+
 def _run_job(
     run: Run,
     job: Job,
-    model: Any,
-    info: Any,
-    space: Space,
-    settings: Settings,
+    tools: LayerTools,
     patterns: RunPatterns,
-    smoothing: tuple[int, float],
     writer: FeatureWriter,
     bar: Any,
     report: VisualizeReport,
@@ -290,8 +314,6 @@ def _run_job(
     lacking = {c for b in batches for c in b}
     report.computed += len(lacking)
     report.reused += len(job.channels) - len(lacking)
-    visualizer = Visualizer(model, info, space, settings) if images else None
-    attributor = Attributor(model, info, space, *smoothing, seed=settings.seed) if attrib else None
     if images or attrib:
         log.debug(
             "layer %s%s: channels %s in %d batch(es) of up to %d",
@@ -303,13 +325,13 @@ def _run_job(
         )
     shown = 0  # channels the bar has counted
     for group in images:
-        pictures, reached = visualizer.run(group)  # type: ignore[union-attr]
-        report.dead.setdefault(job.layer, set()).update(visualizer.dead)  # type: ignore[union-attr]
+        pictures, reached = tools.visualizer.run(group)
+        report.dead.setdefault(job.layer, set()).update(tools.visualizer.dead)
         writer.write(job.layer, job.epoch, group[0], {"image": pictures, "activation": reached})
         bar.update(len(group))
         shown += len(group)
     for group in attrib:
-        arrays = _attribution(attributor, patterns, job, group, space)  # type: ignore[arg-type]
+        arrays = _attribution(tools.attributor, patterns, job, group, tools.space)
         writer.write(job.layer, job.epoch, group[0], arrays)
         if not images:  # attribution only: it is this call's work on those channels
             bar.update(len(group))

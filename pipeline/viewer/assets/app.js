@@ -278,6 +278,20 @@
   }
 
   /** CSS size: an integer zoom when the image fits CELL_PX, else shrink to it. */
+  /** A new canvas of w x h CSS pixels backed by the screen's pixels; its context draws in
+   * CSS pixels. */
+  function sharpCanvas(w, h) {
+    const canvas = document.createElement("canvas");
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = w * dpr;
+    canvas.height = h * dpr;
+    canvas.style.width = `${w}px`;
+    canvas.style.height = `${h}px`;
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    return { canvas, ctx };
+  }
+
   function fitCss(canvas, box = CELL_PX) {
     const side = Math.max(canvas.width, canvas.height);
     const zoom = side <= box ? Math.max(1, Math.floor(box / side)) : box / side;
@@ -796,16 +810,9 @@
 
   function histogramCard(edges, counts) {
     const el = card("histogram (all values)");
-    const canvas = document.createElement("canvas");
     const W = 300;
     const H = 150;
-    const dpr = window.devicePixelRatio || 1;
-    canvas.width = W * dpr;
-    canvas.height = H * dpr;
-    canvas.style.width = `${W}px`;
-    canvas.style.height = `${H}px`;
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const { canvas, ctx } = sharpCanvas(W, H);
     const top = Math.max(1, ...counts);
     const bw = (W - 20) / Math.max(1, counts.length);
     ctx.fillStyle = "#2f6fdb";
@@ -1325,6 +1332,7 @@
     lutIndex,
     finiteRange,
     card,
+    sharpCanvas,
     fitCss,
     // a payload from the API, or in a static report the script data/<key>.js
     get: (path, key) => (STATIC ? staticLoad(key) : httpJson(path)),

@@ -435,16 +435,9 @@
       el.append(text("p", hgm.damaged || hgm.missing || "no finite activation", "muted"));
       return el;
     }
-    const canvas = document.createElement("canvas");
-    canvas.id = "unit-hist";
     const { w: W, h: H, left, right, top, bottom } = HIST;
-    const dpr = window.devicePixelRatio || 1;
-    canvas.width = W * dpr;
-    canvas.height = H * dpr;
-    canvas.style.width = `${W}px`;
-    canvas.style.height = `${H}px`;
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const { canvas, ctx } = app.sharpCanvas(W, H);
+    canvas.id = "unit-hist";
     const edges = hgm.edges;
     const counts = hgm.counts;
     const marks = ((u.top && u.top.value) || []).map(num).filter(Number.isFinite);
