@@ -39,7 +39,6 @@ CONDITIONS = [5, 0, 3, 11, 7, 2, 9, 12, 1, 8]
 LABELS = [1, 0, 1, 2, 0, 2, 1, 0, 2, 1]
 REFS = ("subject-a", "subject-b", "subject-c")
 BIG = 300  # patterns of the run whose RDM is block-averaged to 256 x 256
-SCREENSHOTS = Path("/tmp/compare_pics")
 
 
 def symmetric(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -392,7 +391,7 @@ def check_profile(page, score: np.ndarray, best: int) -> None:
         assert painted.size >= (b - a) - 4
 
 
-def test_compare_view_draws_links_and_restores(runs):
+def test_compare_view_draws_links_and_restores(runs, tmp_path):
     chromium = need_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -433,8 +432,7 @@ def test_compare_view_draws_links_and_restores(runs):
                 assert page.locator("#compare-layer").count() == 1
                 assert page.locator("#compare-ref").count() == 1
                 assert page.locator("#compare-regions tr").count() == 3  # head + 2 regions
-                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(SCREENSHOTS / "compare_training.png"), full_page=True)
+                page.screenshot(path=str(tmp_path / "compare_training.png"), full_page=True)
 
                 # the training run's other comparison: its own best layer
                 page.select_option("#compare-select", "0/v1")
@@ -501,7 +499,7 @@ def test_compare_view_draws_links_and_restores(runs):
                     np.asarray(batch["score"]),
                     batch["layers"].index(batch["best_layer"]),
                 )
-                other.screenshot(path=str(SCREENSHOTS / "compare_batch.png"), full_page=True)
+                other.screenshot(path=str(tmp_path / "compare_batch.png"), full_page=True)
                 violations = page.evaluate("window.cspViolations") + other.evaluate(
                     "window.cspViolations"
                 )

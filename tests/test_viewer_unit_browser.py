@@ -21,8 +21,6 @@ from pipeline.store import open_run
 from pipeline.viewer.colormaps import lut
 from pipeline.viewer.static_report import build_report
 
-SHOTS = Path("/work/shots24")
-
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, keras) -> dict[str, Path]:
@@ -91,9 +89,24 @@ def browser(runs) -> Iterator[Browser]:
             b.close()
 
 
-def open_unit(page, url: str) -> None:
-    page.goto(url)
+def follow(page, act, hash_test: str = "true") -> None:
+    """Run ``act`` (a click, or a goto that may change only the hash) and wait until the page has
+    drawn what it leads to. The page's 'ready' mark is cleared first, so the mark of the render
+    before cannot pass for the new one; ``hash_test`` is a JS expression over ``h``, the hash."""
+    page.evaluate("() => { document.body.dataset.state = 'stale'; }")
+    act()
+    page.wait_for_function(
+        f"() => {{ const h = location.hash; return {hash_test}; }}", timeout=20_000
+    )
     page.wait_for_function(READY, timeout=20_000)
+
+
+def open_unit(page, url: str) -> None:
+    if page.url == "about:blank":
+        page.goto(url)
+        page.wait_for_function(READY, timeout=20_000)
+    else:
+        follow(page, lambda: page.goto(url))
     page.wait_for_selector("#unit-title", timeout=20_000)
 
 
@@ -108,7 +121,7 @@ def check_unit(page, run, layer: str, channel: int, epoch: int | None) -> None:
     assert np.array_equal(got, expected_pixels(f))
 
 
-def test_unit_pages_draw_the_stored_images_and_link(runs, browser):
+def test_unit_pages_draw_the_stored_images_and_link(runs, browser, tmp_path):
     s = Server([runs["rgb"], runs["seed"], runs["train"], runs["cnn"]])
     try:
         rgb, seed, train = (open_run(runs[k]) for k in ("rgb", "seed", "train"))
@@ -122,31 +135,23 @@ def test_unit_pages_draw_the_stored_images_and_link(runs, browser):
         marks = page.locator("#unit-hist").get_attribute("data-marks").split(",")
         np.testing.assert_allclose([float(v) for v in marks], top["value"][:3], rtol=1e-6)
         assert page.locator("#unit-classes .unit-class").count() == 3
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "unit.png"), full_page=True)
+        page.screenshot(path=str(tmp_path / "unit.png"), full_page=True)
 
         # next / previous unit
-        page.click("#unit-next")
-        page.wait_for_function("() => location.hash.startsWith('#unit=conv:2')", timeout=20_000)
-        page.wait_for_function(READY, timeout=20_000)
+        follow(page, lambda: page.click("#unit-next"), "h.startsWith('#unit=conv:2')")
         check_unit(page, rgb, "conv", 2, None)
-        page.click("#unit-prev")
-        page.wait_for_function("() => location.hash.startsWith('#unit=conv:1')", timeout=20_000)
-        page.wait_for_function(READY, timeout=20_000)
+        follow(page, lambda: page.click("#unit-prev"), "h.startsWith('#unit=conv:1')")
         check_unit(page, rgb, "conv", 1, None)
 
         # the layer page: a tile per visualized channel, each a link to its unit page
-        page.click("#unit-up")
+        follow(page, lambda: page.click("#unit-up"), "h.startsWith('#unit=conv&')")
         page.wait_for_selector("#unit-grid", timeout=20_000)
-        page.wait_for_function(READY, timeout=20_000)
         assert hash_of(page)["unit"] == "conv"
         tiles = page.locator("#unit-grid .unit-tile")
         assert tiles.count() == 6
         assert [tiles.nth(i).get_attribute("data-channel") for i in range(6)] == list("012345")
-        page.screenshot(path=str(SHOTS / "layer.png"), full_page=True)
-        tiles.nth(5).click()
-        page.wait_for_function("() => location.hash.startsWith('#unit=conv:5')", timeout=20_000)
-        page.wait_for_function(READY, timeout=20_000)
+        page.screenshot(path=str(tmp_path / "layer.png"), full_page=True)
+        follow(page, lambda: tiles.nth(5).click(), "h.startsWith('#unit=conv:5')")
         check_unit(page, rgb, "conv", 5, None)
         assert "No top patterns" in page.locator(".unit-top-card").text_content()
 
@@ -159,9 +164,7 @@ def test_unit_pages_draw_the_stored_images_and_link(runs, browser):
         check_unit(page, train, "conv", 2, 0)
         strip = page.locator("#unit-strip .unit-epoch")
         assert strip.count() == 2 and "active" in strip.nth(0).get_attribute("class")
-        strip.nth(1).click()
-        page.wait_for_function("() => location.hash.includes('epoch=4')", timeout=20_000)
-        page.wait_for_function(READY, timeout=20_000)
+        follow(page, lambda: strip.nth(1).click(), "h.includes('epoch=4')")
         check_unit(page, train, "conv", 2, 4)
         assert page.locator("#unit-classes .name").all_text_contents() == ["cat", "dog"]
 
@@ -178,17 +181,20 @@ def test_unit_pages_draw_the_stored_images_and_link(runs, browser):
         other.wait_for_function(READY, timeout=20_000)
         links = other.locator("a.layer-link")
         assert sorted(links.all_text_contents()) == [CNN_LAYER, "conv", "conv", "dense", "my_dense"]
-        other.locator('a.layer-link:text-is("dense")').click()
+        follow(
+            other,
+            lambda: other.locator('a.layer-link:text-is("dense")').click(),
+            "h.startsWith('#unit=dense')",
+        )
         other.wait_for_selector("#unit-grid", timeout=20_000)
-        other.wait_for_function(READY, timeout=20_000)
         assert hash_of(other)["unit"] == "dense"
         assert other.locator("#unit-grid .unit-tile").count() == 4
         # and the Units tab opens a layer page too
-        other.click('#tabs [data-view="pattern"]')
-        other.wait_for_function(READY, timeout=20_000)
-        other.click('#tabs [data-view="unit"]')
+        follow(other, lambda: other.click('#tabs [data-view="pattern"]'), "!h.includes('unit=')")
+        follow(
+            other, lambda: other.click('#tabs [data-view="unit"]'), "h.startsWith('#unit=dense')"
+        )
         other.wait_for_selector("#unit-grid", timeout=20_000)
-        other.wait_for_function(READY, timeout=20_000)
         assert hash_of(other)["unit"] == "dense"
         browser.check_clean()
     finally:
@@ -205,9 +211,11 @@ def test_static_report_shows_the_units(runs, browser, tmp_path):
     assert page.locator(".unit-pattern").count() == 4
     open_unit(page, (out / "index.html").as_uri() + "#unit=conv:4&epoch=0&run=1")
     check_unit(page, train, "conv", 4, 0)
-    page.locator("#unit-strip .unit-epoch").nth(1).click()
-    page.wait_for_function("() => location.hash.includes('epoch=4')", timeout=20_000)
-    page.wait_for_function(READY, timeout=20_000)
+    follow(
+        page,
+        lambda: page.locator("#unit-strip .unit-epoch").nth(1).click(),
+        "h.includes('epoch=4')",
+    )
     check_unit(page, train, "conv", 4, 4)
     open_unit(page, (out / "index.html").as_uri() + "#unit=dense")
     assert page.locator("#unit-grid .unit-tile").count() == 4

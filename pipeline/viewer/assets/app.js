@@ -423,6 +423,7 @@
     if (h.has("unit") && (!h.has("view") || h.get("view") === "unit")) {
       state.view = "unit";
       state.unitRef = h.get("unit");
+      state.unitEpoch = state.epoch; // the epoch asked for, until the unit view resolves it
     }
     if (h.get("cmap") && luts[h.get("cmap")]) state.cmap = h.get("cmap");
     if (["layer", "shared"].includes(h.get("scale"))) state.scale = h.get("scale");
