@@ -22,10 +22,16 @@ log = logging.getLogger(__name__)
 
 def render_figures(sizes: Sizes, tmp: Path) -> list[Figure]:
     from .cnn_pages import cnn_page_figures
+    from .render_command import command_figures
 
     n = max(sizes.render, sizes.article_render, *sizes.render_rss)
     run = capture(capture_config(tmp / "render-run", n, sizes.batch_size), quiet=True)
-    return [_throughput(run, sizes, tmp), _rss(run, sizes, tmp), *cnn_page_figures(sizes, tmp)]
+    return [
+        _throughput(run, sizes, tmp),
+        _rss(run, sizes, tmp),
+        *cnn_page_figures(sizes, tmp),
+        *command_figures(sizes, tmp),
+    ]
 
 
 def _throughput(run: Run, sizes: Sizes, tmp: Path) -> Figure:

@@ -48,6 +48,10 @@ class Sizes:
     visualize_patterns: int = 64  # patterns of the builtin:cnn run of the whole command
     visualize_command_steps: int = 64
     visualize_layers: tuple[str, ...] = ()  # --layers of the whole command (empty: every layer)
+    render_command_cnn: int = 24  # MobileNetV2 patterns of the whole `passage render` figures
+    render_command_seed: int = 1_000  # builtin:seed patterns beside them
+    render_command_side: int = 96  # MobileNetV2 input side (96 or 32)
+    render_command_include: tuple[str, ...] = ()  # name globs: fewer layers (quick sizes)
 
 
 FULL = Sizes(
@@ -84,6 +88,9 @@ QUICK = Sizes(
     seed_pages=48,
     # large, middle and small maps, the classifier: pages like the whole model's, fewer
     cnn_pages_include=("block_1_*", "block_6_*", "block_13_*", "Conv_1*", "predictions"),
+    render_command_cnn=4,
+    render_command_seed=200,
+    render_command_include=("block_1_*", "block_6_*", "block_13_*", "Conv_1*", "predictions"),
     rdm_conditions=2_000,
     rdm_features=10_000,
     encoding_conditions=600,
@@ -114,6 +121,10 @@ TINY = Sizes(
     cnn_pages=1,
     seed_pages=4,
     cnn_pages_include=("block_1_*",),
+    render_command_cnn=1,
+    render_command_seed=8,
+    render_command_side=32,
+    render_command_include=("block_1_*",),
     rdm_conditions=200,
     rdm_features=2_000,
     rdm_layers=1,

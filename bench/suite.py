@@ -36,6 +36,7 @@ def run_all(
     """Measure the figures of ``suites``; write them with the machine to ``results``."""
     from .analysis_suite import analysis_figures
     from .capture_suite import capture_figures
+    from .cka_bench import cka_figures
     from .compare_command import compare_command_figures
     from .distributed_suite import distributed_figures
     from .encoding_bench import encoding_figures
@@ -56,6 +57,7 @@ def run_all(
             figures += render_figures(sizes, tmp)
         if "analysis" in suites:
             figures += analysis_figures(sizes, tmp)
+            figures += cka_figures(sizes, tmp)
         if "compare" in suites:
             figures += rdm_figures(sizes, tmp)
             figures += encoding_figures(sizes, tmp)

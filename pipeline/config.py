@@ -103,6 +103,7 @@ class AnalyzeConfig:
     top: int = 9  # patterns kept per channel
     workers: int = 0  # 0: one per core when the data is large enough
     cka: bool = True
+    cka_method: str = "auto"  # "auto" (exact while its state fits 1 GiB), "exact" or "sketch"
     pictures: bool = True
     max_channels: int = 64
 
@@ -301,6 +302,10 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(
             "[analyze]: expected top >= 1, workers >= 0 and max_channels >= 1, received "
             f"top={a.top} workers={a.workers} max_channels={a.max_channels}"
+        )
+    if a.cka_method not in ("auto", "exact", "sketch"):
+        raise ConfigError(
+            f"[analyze] cka_method: expected 'auto', 'exact' or 'sketch', received {a.cka_method!r}"
         )
     m = cfg.compare
     if m.epoch != "all" and not m.epoch.isdigit():

@@ -14,6 +14,7 @@ from externals import missing_later
 
 from bench.sizes import TINY
 from bench.suite import run_all
+from pipeline.analysis.cka_sketch import cka_sd_bound
 
 EXPECTED = [
     "capture throughput NPY float32, 300 patterns / article's method",
@@ -35,12 +36,22 @@ EXPECTED = [
     "render pages/s: MobileNetV2 96x96, 9 layers, raster / matplotlib PagePainter (same cells, 3x3)",
     "render pages/s: MobileNetV2 96x96, 9 layers, raster / the article's render loop (same cells, "
     "3x3)",
+    "whole `passage render --workers 1` pages/s: MobileNetV2 32x32, 9 layers, 1 patterns / "
+    "builtin:seed (8 patterns), fresh processes",
+    "whole `passage render default workers` pages/s: MobileNetV2 32x32, 9 layers, 1 patterns / "
+    "builtin:seed (8 patterns), fresh processes",
     "analyze throughput / checked read-and-sum, 300 patterns (builtin:seed)",
     "same, analyze --workers 1 (statistics in this process)",
+    "passage analyze --no-cka --no-pictures, whole command / checked read-and-sum",
+    "analyze statistics, compiled kernel / numpy path (--workers 1, same files)",
     "read-and-sum checked (size + CRC-32) / unchecked (np.load mmap)",
-    "analyze with exact CKA / checked read-and-sum",
     "analyze peak RSS, 300 / 30 patterns",
     "same, --no-cka",
+    "analyze with exact CKA in the pool / checked read-and-sum, 300 patterns",
+    "same, --cka sketch (k = 256 per sketch, 2 per layer)",
+    "sketch CKA error against exact, same data (max |delta|)",
+    "whole `passage analyze --no-pictures --cka exact` / checked read-and-sum",
+    "exact CKA floor on this machine / checked read-and-sum",
     "model RDMs, 200 conditions x 1 layers of 2,000 features (files in the page cache) / "
     "float32 X X^T",
     "model RDMs, 200 conditions x 1 layers of 2,000 features (files evicted from the page "
@@ -53,6 +64,7 @@ EXPECTED = [
     "training time with CaptureCallback / without",
     "viewer: first pattern view drawn after opening the run, 300 patterns",
     "viewer: switch pattern, p95 over 5 switches",
+    "viewer: switch pattern, p50 over 5 switches",
     "capture --dask local:2 (warm cluster) / in-process capture: time",
     "Dask task overhead: ms per batch, one batch per task / a few large tasks",
     "passage capture --dask local:2 / passage capture, whole commands (cold)",
@@ -102,6 +114,25 @@ def _assert_work(figures: dict[str, dict], sizes) -> None:
     assert cnn > 0 and _mib(store, "same {}") == cnn  # the same files, written without a model
     analyze = note("analyze throughput / checked read-and-sum, 300 patterns (builtin:seed)")
     assert holds(_mib(analyze, "same {} of files read"), sizes.analysis)
+    whole = note("passage analyze --no-cka --no-pictures, whole command / checked read-and-sum")
+    times = re.search(r"([\d.]+) s against ([\d.]+) s", whole)
+    assert times and float(times.group(1)) > 0 and float(times.group(2)) > 0
+    fused = note("analyze statistics, compiled kernel / numpy path (--workers 1, same files)")
+    assert "PASSAGE_STATS_KERNEL=numba" in fused and "PASSAGE_STATS_KERNEL=numpy" in fused
+    # CKA: the exact rows stored an exact matrix; the sketch agrees with it within twice the
+    # stated worst-case sd (rank-1 views; these views' higher rank makes it far smaller)
+    exact = figures["analyze with exact CKA in the pool / checked read-and-sum, 300 patterns"]
+    assert "exact" in exact["note"] and exact["ratio"] > 0
+    error = figures["sketch CKA error against exact, same data (max |delta|)"]["ours"]
+    assert 0 <= error <= 2 * cka_sd_bound(256)
+    floor = figures["exact CKA floor on this machine / checked read-and-sum"]
+    assert "GFLOP/s" in floor["note"] and floor["ratio"] > 0
+    for how in ("--workers 1", "default workers"):  # the CNN's pages and the seed run's
+        whole = note(
+            f"whole `passage render {how}` pages/s: MobileNetV2 32x32, 9 layers, 1 patterns / "
+            "builtin:seed (8 patterns), fresh processes"
+        )
+        assert whole.startswith("1 CNN pages in ") and ", 8 seed pages in " in whole
     render = note("render grids/s / article's render loop (2x2, 10x10 in, 100 dpi)")
     assert f"ours: {sizes.render} grids" in render
     small, large = sizes.visualize_rss
@@ -165,6 +196,11 @@ def test_bench_quick_path_writes_every_figure(tmp_path):
     assert "with 3 layer canvases drawn" in first["note"] and "median of 1:" in first["note"]
     switch = by_name[f"viewer: switch pattern, p95 over {sizes.viewer_switches} switches"]
     assert "fetch of 3 slices" in switch["note"]
+    # the p50 of the same switches, with where each millisecond went (the page's marks and the
+    # server's own time)
+    p50 = by_name[f"viewer: switch pattern, p50 over {sizes.viewer_switches} switches"]
+    assert "split (median ms): app: request" in p50["note"] and "server" in p50["note"]
+    assert p50["ours"] <= switch["ours"]
 
 
 def test_interleaved_rotates_the_order_and_takes_medians():

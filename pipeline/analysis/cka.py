@@ -29,11 +29,14 @@ state raises ``StoreError``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from ..errors import ShapeError, StoreError
+
+if TYPE_CHECKING:
+    from .cka_sketch import SketchCka
 
 # ``choose``: exact while every view has at most this many features and the exact state fits
 MAX_EXACT_FEATURES = 4096
@@ -328,6 +331,14 @@ class ExactCka:
                     cross[i, j] = cross[j, i] = squared
         return _exact_cka(cross, norms)
 
+    def centered_square_norm(self, i: int, j: int) -> float:
+        """||Zc_i^T Zc_j||_F^2 of views i and j, centered over the patterns so far (float64);
+        what ``result()`` computes for each pair (``cka_sketch`` combines them its own way)."""
+        means = self._sums / max(self._count, 1)
+        a, b = self._view_slice(i), self._view_slice(j)
+        centered = self._products[a, b] - self._count * np.outer(means[a], means[b])
+        return float(np.einsum("ij,ij->", centered, centered))
+
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to resume or merge: plain arrays, safe for ``np.savez``."""
         return {
@@ -477,13 +488,16 @@ def choose(
     return MinibatchCka(len(counts), batch_size)
 
 
-def from_state(state: Mapping[str, np.ndarray]) -> ExactCka | MinibatchCka:
+def from_state(state: Mapping[str, np.ndarray]) -> ExactCka | MinibatchCka | SketchCka:
     """The accumulator a saved ``state()`` belongs to, continuing from it."""
+    from .cka_sketch import SketchCka
+
     method = str(_state_field(state, "method"))
-    for kind in (ExactCka, MinibatchCka):
+    for kind in (ExactCka, MinibatchCka, SketchCka):
         if method == kind.method:
             return kind.from_state(state)
     raise StoreError(
-        f"a saved CKA state names method {method!r}; expected 'exact' or 'minibatch'. "
+        f"a saved CKA state names method {method!r}; expected 'exact' or 'minibatch' (or "
+        "'sketch'). "
         "Delete the saved analysis and analyze again."
     )

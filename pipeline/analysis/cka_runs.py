@@ -1,12 +1,14 @@
-"""CKA over a run's files: layers x layers (per epoch), each layer over the epochs against the
-last one (training runs), and this run's layers x another run's (``against``).
+"""CKA over a run's files: the computation (``compute``, and ``accumulate`` over a range of
+patterns, what a pool task of ``cka_tasks`` runs), and each layer over the epochs against the
+last one (training runs, ``epochs_cka``, computed in the parent after the pool).
 
 Views (one layer at one epoch of one run) are read chunk by chunk over the same patterns and
-fed to the accumulator ``cka.choose`` picks: exact when every view has at most
-``cka.MAX_EXACT_FEATURES`` features and the exact state fits ``cka.MAX_STATE_BYTES``, else the
-unbiased minibatch estimator over consecutive batches of ``cka.DEFAULT_BATCH_SIZE`` patterns.
-Patterns holding NaN or infinity in any view are left out and counted (``excluded``). CKA
-results are not resumed piece by piece: an analysis interrupted during CKA computes it again.
+fed to the accumulator ``method`` picks: with ``auto``, exact when every view has at most
+``cka.MAX_EXACT_FEATURES`` features and the exact state fits ``cka.MAX_STATE_BYTES`` (as
+``cka.choose``), the unbiased minibatch estimator over consecutive batches of
+``cka.DEFAULT_BATCH_SIZE`` patterns for wider views, and the sketch (``cka_sketch``) for views
+narrow enough whose exact state is over the budget; ``exact`` or ``sketch`` when asked.
+Patterns holding NaN or infinity in any view are left out and counted (``excluded``).
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from ..store import analysis_files as files
 from .cka import (
     DEFAULT_BATCH_SIZE,
     MAX_EXACT_FEATURES,
+    MAX_STATE_BYTES,
     MIN_BATCH_ROWS,
     ExactCka,
+    MinibatchCka,
     centered_gram,
-    choose,
     gram_cka,
 )
-from .pieces import complete_prefix, digest, entries_digest, uniform, used_entries
+from .cka_sketch import DEFAULT_SEED, DEFAULT_SKETCH_SIZE, SketchCka
+from .pieces import digest, entries_digest, uniform, used_entries
 from .report import AnalysisReport
 from .tasks import read_rows
 
@@ -50,8 +54,10 @@ def _features(run: Run, layer: str, epoch: int | None) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
-def _views_key(views: Sequence[View], stop: int) -> str:
-    return digest(
+def _views_key(views: Sequence[View], stop: int, mode: str = "auto") -> str:
+    """What a CKA file is computed from: the views' files, and ``mode`` unless ``auto``
+    (the keys of an analysis made before ``--cka`` existed stay valid)."""
+    key = digest(
         [
             (str(r.path), name, ep, entries_digest(used_entries(r, name, ep, stop), stop))
             for r, name, ep in views
@@ -59,33 +65,74 @@ def _views_key(views: Sequence[View], stop: int) -> str:
         MAX_EXACT_FEATURES,
         DEFAULT_BATCH_SIZE,
     )
+    return key if mode == "auto" else digest(key, mode, DEFAULT_SKETCH_SIZE, DEFAULT_SEED)
 
 
-def _bounds(views: Sequence[View], stop: int) -> list[tuple[int, int]]:
+def _bounds(views: Sequence[View], first: int, stop: int) -> list[tuple[int, int]]:
+    """Patterns first..stop-1 cut where the first view's files are cut."""
     run, name, ep = views[0]
-    return [(e.first, min(stop, e.first + e.count)) for e in used_entries(run, name, ep, stop)]
+    return [
+        (max(first, e.first), min(stop, e.first + e.count))
+        for e in used_entries(run, name, ep, stop)
+        if e.first + e.count > first
+    ]
 
 
-def compute(views: Sequence[View], stop: int, desc: str, quiet: bool) -> dict[str, Any]:
-    """CKA between ``views`` over patterns 0..stop-1: ``matrix``, ``method``, ``batch_size``,
-    ``patterns`` (used) and ``excluded`` (left out for NaN/Inf)."""
-    feats = [_features(*v) for v in views]
+METHODS = ("auto", "exact", "sketch")  # what the user asks for (``--cka``)
+
+
+def method(feats: Sequence[int], stop: int, mode: str = "auto") -> str:
+    """How to compute CKA of views of ``feats`` features over ``stop`` patterns: ``gram``
+    (few patterns: exact, from the Gram matrices), ``exact``, ``sketch`` or ``minibatch``.
+    ``auto``: the Gram path, else what ``cka.choose`` picks (exact while every view has at
+    most ``MAX_EXACT_FEATURES`` features and the state fits ``MAX_STATE_BYTES``, minibatch for
+    wider views), but the sketch where the views are narrow enough and only the exact state
+    is over the budget. ``exact`` / ``sketch``: that, whatever the size (the Gram path stays
+    when the patterns are few: it is exact and cheaper)."""
+    if mode not in METHODS:
+        raise ConfigError(f"cka: expected one of {METHODS}, received {mode!r}")
     if stop <= GRAM_PATTERNS and stop * sum(feats) * 8 <= GRAM_BYTES:
-        return _from_grams(views, stop)
-    acc = choose(feats)
-    exact = isinstance(acc, ExactCka)
-    batch = 0 if exact else acc.batch_size
+        return "gram"
+    if mode != "auto":
+        return mode
+    if max(feats) > MAX_EXACT_FEATURES:  # cka.choose's rule
+        return "minibatch"
+    return "exact" if sum(feats) ** 2 * 8 <= MAX_STATE_BYTES else "sketch"
+
+
+def accumulator(kind: str, feats: Sequence[int]) -> ExactCka | MinibatchCka | SketchCka:
+    """A fresh accumulator of method ``kind`` (not ``gram``)."""
+    if kind == "exact":
+        return ExactCka(feats)
+    if kind == "sketch":
+        return SketchCka(feats)
+    return MinibatchCka(len(feats), DEFAULT_BATCH_SIZE)
+
+
+def accumulate(
+    views: Sequence[View],
+    first: int,
+    stop: int,
+    kind: str,
+    feats: Sequence[int],
+    desc: str,
+    quiet: bool,
+) -> tuple[ExactCka | MinibatchCka | SketchCka, int]:
+    """Patterns first..stop-1 of ``views`` fed chunk by chunk to a fresh accumulator of method
+    ``kind``: the accumulator and how many patterns were left out for NaN/Inf."""
+    acc = accumulator(kind, feats)
+    batch = acc.batch_size if isinstance(acc, MinibatchCka) else 0
     excluded = 0
     waiting: list[list[np.ndarray]] = [[] for _ in views]
     held = 0
-    bounds = _bounds(views, stop)
+    bounds = _bounds(views, first, stop)
     for a, b in tqdm(bounds, desc=desc, unit="chunk", disable=quiet, leave=False):
         blocks = [read_rows(r, name, ep, a, b).reshape(b - a, -1) for r, name, ep in views]
         finite = _finite_rows(blocks)
         excluded += int((~finite).sum())
         if not finite.all():
             blocks = [blk[finite] for blk in blocks]
-        if exact:
+        if not batch:
             if blocks[0].shape[0]:
                 acc.add(blocks)
             continue
@@ -97,15 +144,38 @@ def compute(views: Sequence[View], stop: int, desc: str, quiet: bool) -> dict[st
             acc.add([j[:batch] for j in joined])
             waiting = [[j[batch:]] for j in joined]
             held -= batch
-    if not exact and held >= MIN_BATCH_ROWS:  # a last, shorter batch is still unbiased
+    if batch and held >= MIN_BATCH_ROWS:  # a last, shorter batch is still unbiased
         acc.add([np.concatenate(w) for w in waiting])
-    return {
+    return acc, excluded
+
+
+def output(acc: ExactCka | MinibatchCka | SketchCka, excluded: int) -> dict[str, Any]:
+    """The arrays of a CKA file from a finished accumulator."""
+    out = {
         "matrix": acc.result(),
         "method": np.array(acc.method),
-        "batch_size": np.array(batch),
+        "batch_size": np.array(acc.batch_size if isinstance(acc, MinibatchCka) else 0),
         "patterns": np.array(acc.patterns),
         "excluded": np.array(excluded),
     }
+    if isinstance(acc, SketchCka):
+        out["sketch_size"] = np.array(acc.size)
+        out["seed"] = np.array(acc.seed)
+    return out
+
+
+def compute(
+    views: Sequence[View], stop: int, desc: str, quiet: bool, mode: str = "auto"
+) -> dict[str, Any]:
+    """CKA between ``views`` over patterns 0..stop-1: ``matrix``, ``method``, ``batch_size``,
+    ``patterns`` (used) and ``excluded`` (left out for NaN/Inf); ``sketch_size`` and ``seed``
+    for the sketch."""
+    feats = [_features(*v) for v in views]
+    kind = method(feats, stop, mode)
+    if kind == "gram":
+        return from_grams(views, stop)
+    acc, excluded = accumulate(views, 0, stop, kind, feats, desc, quiet)
+    return output(acc, excluded)
 
 
 def _finite_rows(blocks: Sequence[np.ndarray]) -> np.ndarray:
@@ -116,7 +186,7 @@ def _finite_rows(blocks: Sequence[np.ndarray]) -> np.ndarray:
     return ok
 
 
-def _from_grams(views: Sequence[View], stop: int) -> dict[str, Any]:
+def from_grams(views: Sequence[View], stop: int) -> dict[str, Any]:
     """Exact CKA of few patterns: every view read whole, compared through its Gram matrix."""
     blocks = [read_rows(r, name, ep, 0, stop).reshape(stop, -1) for r, name, ep in views]
     ok = _finite_rows(blocks)
@@ -130,7 +200,7 @@ def _from_grams(views: Sequence[View], stop: int) -> dict[str, Any]:
     }
 
 
-def _keep(
+def keep(
     run: Run, rel: str, key: str, arrays: dict[str, Any], index: dict, report: AnalysisReport
 ) -> None:
     files.write_arrays(files.folder(run.path) / rel, arrays)
@@ -139,36 +209,20 @@ def _keep(
     report.computed.append(rel)
 
 
-def _fresh(run: Run, rel: str, key: str, index: dict, report: AnalysisReport) -> bool:
+def fresh(run: Run, rel: str, key: str, index: dict, report: AnalysisReport) -> bool:
     if (index.get(rel) or {}).get("key") == key and (files.folder(run.path) / rel).is_file():
         report.reused.append(rel)
         return True
     return False
 
 
-def layers_cka(
-    run: Run, epochs: Sequence[int | None], report: AnalysisReport, index: dict, quiet: bool
-) -> None:
-    """``cka.npz`` (``cka/epoch-E.npz``): the run's layers x layers at each epoch."""
-    for ep in epochs:
-        stop = report.prefix.get(ep, 0)
-        if stop < 2 or not run.layers:
-            log.info("CKA needs at least 2 patterns; %s holds %d: no cka.npz", run.path, stop)
-            continue
-        names = [name for name in run.layers if uniform(run, name, ep)]
-        if not names:
-            continue
-        views = [(run, name, ep) for name in names]
-        rel, key = files.cka_file(ep), _views_key(views, stop)
-        if _fresh(run, rel, key, index, report):
-            continue
-        out = compute(views, stop, "cka" if ep is None else f"cka epoch {ep}", quiet)
-        out["names"] = np.array(names)
-        _keep(run, rel, key, out, index, report)
-
-
 def epochs_cka(
-    run: Run, epochs: Sequence[int | None], report: AnalysisReport, index: dict, quiet: bool
+    run: Run,
+    epochs: Sequence[int | None],
+    report: AnalysisReport,
+    index: dict,
+    quiet: bool,
+    mode: str = "auto",
 ) -> None:
     """``cka-epochs.npz``: each layer's CKA between every epoch and the last one (layers x
     epochs), over the patterns every epoch holds; one pair of views at a time (from their
@@ -179,51 +233,18 @@ def epochs_cka(
         return
     names = [n for n in run.layers if all(uniform(run, n, ep) for ep in epochs)]
     views = [(run, name, ep) for name in names for ep in epochs]
-    rel, key = "cka-epochs.npz", _views_key(views, stop)
-    if not names or _fresh(run, rel, key, index, report):
+    rel, key = "cka-epochs.npz", _views_key(views, stop, mode)
+    if not names or fresh(run, rel, key, index, report):
         return
     matrix = np.full((len(names), len(epochs)), np.nan)
     for i, name in enumerate(tqdm(names, desc="cka epochs", disable=quiet, leave=False)):
         for j, ep in enumerate(epochs):
             pair = [(run, name, ep), (run, name, last)]
-            matrix[i, j] = compute(pair, stop, "", quiet=True)["matrix"][0, 1]
+            matrix[i, j] = compute(pair, stop, "", True, mode)["matrix"][0, 1]
     out = {
         "names": np.array(names),
         "epochs": np.array(epochs, np.int64),
         "matrix": matrix,
         "patterns": np.array(stop),
     }
-    _keep(run, rel, key, out, index, report)
-
-
-def against_runs(
-    run: Run, other: Run, epoch: int | None, report: AnalysisReport, index: dict, quiet: bool
-) -> None:
-    """``cka-against.npz``: this run's layers x the other run's layers over the same patterns
-    (each run at its last recorded epoch, this one at ``epoch``)."""
-    mine = (run.info.get("identity") or {}).get("patterns")
-    theirs = (other.info.get("identity") or {}).get("patterns")
-    if run.num_patterns != other.num_patterns or (mine and theirs and mine != theirs):
-        raise ConfigError(
-            f"against: expected a run over the same patterns as {run.path} "
-            f"({run.num_patterns} from {run.info.get('patterns')!r}), received {other.path} "
-            f"({other.num_patterns} from {other.info.get('patterns')!r}); capture the other "
-            "model with the same patterns"
-        )
-    other_ep = other.epochs[-1] if other.epochs else None
-    stop = min(report.prefix.get(epoch, 0), complete_prefix(other, other_ep))
-    if stop < 2:
-        return
-    mine_names = [n for n in run.layers if uniform(run, n, epoch)]
-    their_names = [n for n in other.layers if uniform(other, n, other_ep)]
-    views = [(run, n, epoch) for n in mine_names] + [(other, n, other_ep) for n in their_names]
-    rel, key = "cka-against.npz", _views_key(views, stop)
-    if not mine_names or not their_names or _fresh(run, rel, key, index, report):
-        return
-    out = compute(views, stop, "cka against", quiet)
-    k = len(mine_names)
-    out["matrix"] = out["matrix"][:k, k:]
-    out["names"] = np.array(mine_names)
-    out["other_names"] = np.array(their_names)
-    out["other_run"] = np.array(str(other.path))
-    _keep(run, rel, key, out, index, report)
+    keep(run, rel, key, out, index, report)

@@ -48,6 +48,13 @@ class Binner:
             np.copyto(out, tmp, casting="unsafe")
         return out
 
+    def holds(self, smallest: float, largest: float) -> bool:
+        """Whether every float32 value in [smallest, largest] gets a bin index 0..BINS from
+        ``index`` (the index is monotone in the value, so the two ends decide)."""
+        t = np.subtract(np.array([smallest, largest], np.float32), self.lo, dtype=np.float32)
+        np.multiply(t, self.scale, out=t)
+        return bool(t[0] >= 0 and t[1] < BINS + 1)  # False for NaN
+
     def count(self, values: np.ndarray) -> np.ndarray:
         """Counts (int64, ``BINS``) of finite ``values``; values outside [lo, hi] (a manifest
         range that does not hold its data) are clipped into the end bins."""

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import kernel
 from .histogram import BINS, Binner, count_indices, value_range
 from .partial import Chunk
-from .topk import TopK
+from .topk import TopK, best
 
 BLOCK_BYTES = 1 << 20
 
@@ -67,6 +68,7 @@ class LayerReduction:
     hi: float | None
     k: int = 9
     classes: np.ndarray | None = None  # the class values labels can take, sorted
+    fused: bool | None = None  # the compiled pass: kernel.plan's answer, None: by position
     patterns: int = 0
     nonfinite: int = 0
     elem: Moments = field(init=False)
@@ -114,6 +116,8 @@ class LayerReduction:
             flat = flat.astype(np.float32)
         if not chunk.clean and not np.isfinite(flat).all():
             act = self._add_masked(flat)
+        elif kernel.wanted(chunk.first * 4 * flat.shape[1], self.fused):
+            act = self._add_clean_fused(flat)
         else:
             act = self._add_clean(flat)
         self.patterns += n
@@ -150,10 +154,31 @@ class LayerReduction:
             self._binner.index(blk, out=idx[a : a + m])
             np.matmul(ones, blk.reshape(m, -1, c), out=act[a : a + m, None, :])
         self._moments(np.full(f, n, np.int64), s1, s2, shift.astype(np.float64))
-        hist = count_indices(idx.reshape(-1))
-        if hist.sum() != flat.size:  # a manifest range that does not hold the data
-            hist = self._binner.count(flat)
-        self.hist += hist
+        self.hist += _numpy_hist(self._binner, flat, idx)
+        return act.astype(np.float64) / (f // c)
+
+    def _add_clean_fused(self, flat: np.ndarray) -> np.ndarray:
+        """``_add_clean`` in one compiled pass (``fused.clean_pass``): the same blocks of
+        float32 sums around the same shift, merged in float64; the same bins."""
+        n, f = flat.shape
+        c = channels_of(self.shape)
+        flat = np.ascontiguousarray(flat)
+        rows = max(1, BLOCK_BYTES // max(1, 4 * f))
+        shift = flat[0].copy()
+        s1, s2 = np.zeros(f), np.zeros(f)
+        hist = np.zeros(BINS + 1, np.int64)
+        act = np.empty((n, c), np.float32)
+        mn, mx = self.minimum.reshape(-1), self.maximum.reshape(-1)
+        pos = self.positive.reshape(-1)
+        b = self._binner
+        fused = kernel.load(strict=True)
+        fused(flat, shift, b.lo, b.scale, c, rows, s1, s2, mn, mx, pos, hist, act)
+        self._moments(np.full(f, n, np.int64), s1, s2, shift.astype(np.float64))
+        if b.holds(float(mn.min()), float(mx.max())):  # hence every value of this chunk
+            hist[BINS - 1] += hist[BINS]
+            self.hist += hist[:BINS]
+        else:  # a manifest range that does not hold the data: counted as the numpy path does
+            self.hist += _numpy_hist(b, flat)
         return act.astype(np.float64) / (f // c)
 
     def _add_masked(self, flat: np.ndarray) -> np.ndarray:
@@ -200,21 +225,46 @@ class LayerReduction:
             return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
     def _add_channels(self, act: np.ndarray, first: int, labels: np.ndarray | None) -> None:
-        ok = ~np.isnan(act)
-        count = ok.sum(axis=0)
-        vals = np.where(ok, act, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, vals.sum(axis=0) / np.maximum(count, 1), 0.0)
-        m2 = np.where(ok, (act - mean) ** 2, 0.0).sum(axis=0)
+        if not np.isnan(act).any():  # every activation known: the same sums, fewer passes
+            ok, vals = np.ones(act.shape, np.bool_), act
+            count = np.full(act.shape[1], act.shape[0])
+            mean = act.sum(axis=0) / act.shape[0]
+            m2 = ((act - mean) ** 2).sum(axis=0)
+            self.chan_positive += np.count_nonzero(act > 0, axis=0)
+        else:
+            ok = ~np.isnan(act)
+            count = ok.sum(axis=0)
+            vals = np.where(ok, act, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(count > 0, vals.sum(axis=0) / np.maximum(count, 1), 0.0)
+            m2 = np.where(ok, (act - mean) ** 2, 0.0).sum(axis=0)
+            self.chan_positive += np.count_nonzero(ok & (vals > 0), axis=0)
         self.chan.merge(Moments(count.astype(np.int64), mean, m2))
-        self.chan_positive += np.count_nonzero(ok & (vals > 0), axis=0)
-        self.top.add(Chunk(act, first))
+        self._add_top(act, first)
         if labels is not None and self.classes is not None and len(self.classes):
             where = np.searchsorted(self.classes, labels)
             for j in np.unique(where):
                 rows = where == j
                 self.class_count[j] += ok[rows].sum(axis=0)
                 self.class_sum[j] += vals[rows].sum(axis=0)
+
+    def _add_top(self, act: np.ndarray, first: int) -> None:
+        """``self.top.add(Chunk(act, first))`` over only the patterns that can enter it: a row
+        whose every channel is below that channel's K-th best so far (or NaN) cannot, so the
+        answer is the same, ties included (a value equal to the K-th best is kept)."""
+        kth = self.top.values[:, -1]  # -inf while a channel holds fewer than K
+        rows = np.flatnonzero((act >= kth).any(axis=1))
+        if len(rows) == len(act):
+            self.top.add(Chunk(act, first))
+            return
+        if len(rows):
+            cand = act[rows].T  # (C, candidates)
+            idx = np.broadcast_to(first + rows.astype(np.int64), cand.shape)
+            self.top.values, self.top.indices = best(
+                np.concatenate([self.top.values, cand], axis=1),
+                np.concatenate([self.top.indices, idx], axis=1),
+                self.top.k,
+            )
 
     # -- merging and keeping ------------------------------------------------------------------
     def merge(self, other: LayerReduction) -> None:
@@ -315,3 +365,13 @@ class LayerReduction:
                     self.class_count > 0, self.class_sum / np.maximum(self.class_count, 1), np.nan
                 )
         return out
+
+
+def _numpy_hist(binner: Binner, flat: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+    """The histogram of a clean chunk as the numpy path counts it (``idx``: its bin indices
+    when already computed)."""
+    idx = binner.index(flat) if idx is None else idx
+    hist = count_indices(idx.reshape(-1))
+    if hist.sum() != flat.size:  # a manifest range that does not hold the data
+        hist = binner.count(flat)
+    return hist

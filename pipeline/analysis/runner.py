@@ -8,15 +8,19 @@ warning; analyzing again after the capture finished computes the files again.
 
 Layer statistics are cut into pieces (a few data files of one layer at one epoch) spread over
 a process pool; each piece's partial result is kept under ``analysis/.partial/`` so that an
-analysis killed at any moment resumes where it was. ``analysis/index.json`` records what each
+analysis killed at any moment resumes where it was. The CKA files are computed in the same
+pool at the same time (``cka_tasks``: pattern ranges whose states are kept the same way and
+merged in float64 here), or after the statistics in this process when one worker is used. ``analysis/index.json`` records what each
 file was computed from: a rerun skips what is up to date.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +31,14 @@ from ..executors import LOCAL, WorkerPool, local_workers, run_each
 from ..store import Run, open_run
 from ..store import analysis_files as files
 from ..store.lock import RunLock
+from . import cka_tasks, kernel, pieces
 from . import labels as labelmod
-from . import pieces
-from .cka_runs import against_runs, epochs_cka, layers_cka
+from .cka_runs import METHODS, epochs_cka, keep
+from .cka_tasks import CkaJob
 from .pieces import LayerJob, Piece, complete_prefix, digest, layer_job
 from .reductions import LayerReduction
 from .report import AnalysisReport
-from .tasks import Settings, new_reduction, partial_path, reduce_piece
+from .tasks import Settings, new_reduction, partial_path, reduce_piece, run_task
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +74,13 @@ def analyze(
     cmap: str = "viridis",
     quiet: bool = False,
     pool: WorkerPool | None = None,
+    cka_method: str = "auto",
 ) -> AnalysisReport:
     """Analyze a captured run into ``RUN/analysis/`` (see the module docstring). ``pool``:
     where the pieces are reduced (default: processes here; ``pipeline.distributed`` for a
-    cluster, whose workers must see the run at the same path)."""
+    cluster, whose workers must see the run at the same path). ``cka_method``: ``auto``
+    (exact while its state fits ``cka.MAX_STATE_BYTES``, see ``cka_runs.method``),
+    ``exact`` or ``sketch``."""
     if top < 1:
         raise ConfigError(f"top: expected K >= 1 patterns per channel, received {top}")
     run = run if isinstance(run, Run) else open_run(run)  # a clear error before any lock file
@@ -93,6 +101,7 @@ def analyze(
             cmap,
             quiet,
             pool or LOCAL,
+            cka_method,
         )
     finally:
         lock.release()
@@ -111,7 +120,10 @@ def _analyze(
     cmap: str,
     quiet: bool,
     pool: WorkerPool,
+    cka_method: str = "auto",
 ) -> AnalysisReport:
+    if cka_method not in METHODS:
+        raise ConfigError(f"cka: expected one of {METHODS}, received {cka_method!r}")
     report = AnalysisReport(files.folder(run.path))
     epochs = resolve_epochs(run, epoch)
     labels, class_names = labelmod.resolve(run, labels_path)
@@ -144,17 +156,22 @@ def _analyze(
         for name in run.layers
         if report.prefix[ep] > 0 and pieces.uniform(run, name, ep)
     ]
+    # one decision for the whole analysis, from its data alone (``--workers`` never changes
+    # which path reduced a value); not part of ``how``: both paths agree to float32 rounding
+    planned = kernel.plan(sum(p.nbytes for job in jobs for p in job.pieces))
+    settings = dataclasses.replace(settings, fused=planned)
     index = files.read_index(run.path)
     todo = [job for job in jobs if not _up_to_date(run, index, job)]
     report.reused = [job_file(job) for job in jobs if job not in todo]
-    if todo:
-        _reduce_jobs(run, todo, settings, workers, quiet, index, report, pool)
+    cka_jobs: list[CkaJob] = []
     if cka:
-        layers_cka(run, epochs, report, index, quiet)
-        if run.is_training and len(epochs) > 1:
-            epochs_cka(run, epochs, report, index, quiet)
-        if against:
-            against_runs(run, open_run(against), epochs[-1], report, index, quiet)
+        other = open_run(against) if against else None
+        run_path = str(run.path.resolve()) if pool.remote else str(run.path)
+        cka_jobs = cka_tasks.plan(run, epochs, report, index, other, cka_method, run_path)
+    if todo or cka_jobs:
+        _reduce_jobs(run, todo, settings, workers, quiet, index, report, pool, cka_jobs)
+    if cka and run.is_training and len(epochs) > 1:
+        epochs_cka(run, epochs, report, index, quiet, cka_method)
     if pictures:  # drawing is render's: analyze only computes and stores arrays
         from ..rendering.analysis import draw_all
 
@@ -181,6 +198,7 @@ def _reduce_jobs(
     index: dict,
     report: AnalysisReport,
     pool: WorkerPool,
+    cka_jobs: Sequence[CkaJob] = (),
 ) -> None:
     run_path = str(run.path.resolve()) if pool.remote else str(run.path)
     pending = [
@@ -188,11 +206,89 @@ def _reduce_jobs(
     ]
     total = sum(p.nbytes for _, p in pending)
     report.pieces = len(pending)
+    cores = os.cpu_count() or 1
+    tasks = len(pending) + sum(cores if cka_tasks.parallel(j) else 1 for j in cka_jobs)
     n = (
         pool.workers(workers)
         if pool.remote
-        else local_workers(workers, len(pending), total, POOL_MIN_BYTES)
+        else local_workers(workers, tasks, total + sum(j.nbytes for j in cka_jobs), POOL_MIN_BYTES)
     )
+    if n > 1 or pool.remote:
+        if pending and not pool.remote:
+            kernel.prepare_pool(bool(settings.fused))
+        cka_jobs = [cka_tasks.with_ranges(j, n) for j in cka_jobs]
+        _pool_all(run, run_path, jobs, pending, settings, n, quiet, index, report, pool, cka_jobs)
+        return
+    if jobs:
+        _statistics(run, run_path, jobs, pending, settings, n, quiet, index, report, pool, [])
+    for job in cka_jobs:  # in this process, after the statistics, as one range
+        out = cka_tasks.compute_here(cka_tasks.with_ranges(job, 1))
+        keep(run, job.rel, job.key, out, index, report)
+
+
+def _pool_all(
+    run: Run,
+    run_path: str,
+    jobs: Sequence[LayerJob],
+    pending: list[tuple[LayerJob, Piece]],
+    settings: Settings,
+    n: int,
+    quiet: bool,
+    index: dict,
+    report: AnalysisReport,
+    pool: WorkerPool,
+    cka_jobs: Sequence[CkaJob],
+) -> None:
+    """The statistics pieces and the CKA ranges in one pool, the CKA ranges first (the
+    longest tasks); a CKA file is merged and written as soon as its ranges are done."""
+    left = {job.rel: 0 for job in cka_jobs}
+    items = []
+    for job in cka_jobs:
+        for i in range(len(job.ranges)):
+            if not cka_tasks.partial_path(run_path, job, i).is_file():  # else kept: resumed
+                items.append((job, i))
+                left[job.rel] += 1
+    errors: list[BaseException] = []
+    failed: set[str] = set()
+
+    def finish(job: CkaJob) -> None:
+        keep(run, job.rel, job.key, cka_tasks.finish(run_path, job), index, report)
+
+    for job in cka_jobs:
+        if left[job.rel] == 0:
+            finish(job)
+
+    def done(job: CkaJob, error: BaseException | None) -> None:
+        left[job.rel] -= 1
+        if error is not None:  # a damaged file: raised once the statistics are done
+            errors.append(error)
+            failed.add(job.rel)
+        elif left[job.rel] == 0 and job.rel not in failed:
+            finish(job)
+
+    _statistics(run, run_path, jobs, pending, settings, n, quiet, index, report, pool, items, done)
+    if errors:
+        raise errors[0]
+
+
+def _statistics(
+    run: Run,
+    run_path: str,
+    jobs: Sequence[LayerJob],
+    pending: list[tuple[LayerJob, Piece]],
+    settings: Settings,
+    n: int,
+    quiet: bool,
+    index: dict,
+    report: AnalysisReport,
+    pool: WorkerPool,
+    cka_items: list[tuple[CkaJob, int]],
+    cka_done: Callable[[CkaJob, BaseException | None], None] | None = None,
+) -> None:
+    """The statistics pieces (and ``cka_items``, first, each followed by ``cka_done``) on
+    ``n`` workers; every layer's file written as soon as its pieces are done."""
+    total = sum(p.nbytes for _, p in pending)
+    total += sum(job.nbytes // len(job.ranges) for job, _ in cka_items)
     failed: dict[str, str] = {}
     left = {job.key: 0 for job in jobs}  # pieces still to reduce, per job
     for job, _ in pending:
@@ -206,6 +302,12 @@ def _reduce_jobs(
     with tqdm(
         total=total, unit="B", unit_scale=True, desc="analyze", disable=quiet, leave=False
     ) as bar:
+
+        def cka_finished(item: tuple[CkaJob, int], error: BaseException | None) -> None:
+            bar.update(item[0].nbytes // len(item[0].ranges))
+            if cka_done is not None:
+                cka_done(item[0], error)
+
         for job in jobs:
             if left[job.key] == 0:
                 finished(job)
@@ -223,16 +325,34 @@ def _reduce_jobs(
                 finished(job)
 
         here = open_run(run_path) if n <= 1 and not pool.remote else None  # files checked afresh
-        run_each(
-            pool,
-            n,
-            pending,
-            reduce_piece,
-            lambda jp: (run_path, jp[0], jp[1], settings),
-            lambda jp, error: done(jp[0], jp[1], error),
-            (DamagedDataError,),
-            None if here is None else lambda jp: reduce_piece(run_path, *jp, settings, here),
-        )
+        if cka_items:  # one pool for both kinds, tagged
+            tagged = [("cka", item) for item in cka_items] + [("piece", jp) for jp in pending]
+            run_each(
+                pool,
+                n,
+                tagged,
+                run_task,
+                lambda t: (
+                    ("cka", run_path, *t[1])
+                    if t[0] == "cka"
+                    else ("piece", run_path, *t[1], settings)
+                ),
+                lambda t, error: (
+                    cka_finished(t[1], error) if t[0] == "cka" else done(t[1][0], t[1][1], error)
+                ),
+                (DamagedDataError,),
+            )
+        else:
+            run_each(
+                pool,
+                n,
+                pending,
+                reduce_piece,
+                lambda jp: (run_path, jp[0], jp[1], settings),
+                lambda jp, error: done(jp[0], jp[1], error),
+                (DamagedDataError,),
+                None if here is None else lambda jp: reduce_piece(run_path, *jp, settings, here),
+            )
     keep = {partial_path(run.path, p).name for job in jobs if job.key in failed for p in job.pieces}
     _clean_partials(files.folder(run.path) / files.PARTIAL, keep)
 

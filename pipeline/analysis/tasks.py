@@ -1,6 +1,7 @@
 """The work a worker process does: reduce one piece of a layer and keep its partial result.
 
-Runs in the analyze pool (or in the calling process with one worker). Each data file is read
+Runs in the analyze pool (or in the calling process with one worker), beside the CKA ranges
+of ``cka_tasks`` (``run_task`` runs either). Each data file is read
 checked against its manifest line (size and CRC-32) and reduced at once, so memory holds one
 file at a time. The partial result is written to ``analysis/.partial/`` before the worker
 answers: an analysis killed at any moment resumes from the pieces already kept.
@@ -28,6 +29,7 @@ class Settings:
     k: int = 9
     labels: np.ndarray | None = None
     classes: np.ndarray | None = None
+    fused: bool | None = None  # the compiled statistics pass (kernel.plan); None: by position
 
 
 def partial_path(run_path: str | Path, piece: Piece) -> Path:
@@ -35,7 +37,9 @@ def partial_path(run_path: str | Path, piece: Piece) -> Path:
 
 
 def new_reduction(job: LayerJob, settings: Settings) -> LayerReduction:
-    return LayerReduction(job.shape, job.lo, job.hi, settings.k, settings.classes)
+    return LayerReduction(
+        job.shape, job.lo, job.hi, settings.k, settings.classes, fused=settings.fused
+    )
 
 
 def reduce_piece(
@@ -70,3 +74,13 @@ def read_rows(run: Run, layer: str, epoch: int | None, first: int, stop: int) ->
     if not parts:
         raise ValueError(f"no data of layer {layer!r} for patterns {first}..{stop - 1}")
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def run_task(kind: str, *args: object) -> str:
+    """What a pool worker runs for one item of an analysis: ``"piece"`` (``reduce_piece``) or
+    ``"cka"`` (``cka_tasks.cka_range``), so both kinds share one pool."""
+    if kind == "cka":
+        from .cka_tasks import cka_range
+
+        return cka_range(*args)  # type: ignore[arg-type]
+    return reduce_piece(*args)  # type: ignore[arg-type]

@@ -27,6 +27,13 @@ def add_parsers(sub: argparse._SubParsersAction, after: argparse.ArgumentParser)
     p.add_argument("--workers", type=int, help="processes (default: one per core)")
     p.add_argument("--max-channels", type=int, help="channels drawn per sheet (default 64)")
     p.add_argument("--no-cka", action="store_true", help="skip the CKA matrices")
+    p.add_argument(
+        "--cka",
+        choices=("auto", "exact", "sketch"),
+        dest="cka_method",
+        help="how CKA is computed: auto (default: exact while its state fits 1 GiB), exact, "
+        "or sketch (randomized, for many or wide layers; error bound in docs/analysis.md)",
+    )
     p.add_argument("--no-pictures", action="store_true", help="write the arrays only")
     add_dask(p)
 
@@ -44,6 +51,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         workers=args.workers,
         max_channels=args.max_channels,
         cka=False if args.no_cka else None,
+        cka_method=args.cka_method,
         pictures=False if args.no_pictures else None,
     )
     a = cfg.analyze
@@ -57,6 +65,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             top=a.top,
             workers=a.workers,
             cka=a.cka,
+            cka_method=a.cka_method,
             pictures=a.pictures,
             max_channels=a.max_channels,
             cmap=cfg.render.cmap,

@@ -20,7 +20,7 @@ from . import layout
 from .architecture import place_architecture
 from .cells import DrawReport, GridOptions
 from .pages import draw_patterns
-from .pool import run_pieces
+from .pool import PieceFn, run_pieces
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,25 @@ class RenderReport:
 
 
 def _grid_piece(
-    run: Run, piece: list[int], out: Path, epoch: int | None, opts: GridOptions
+    run: Run,
+    piece: list[int],
+    out: Path,
+    epoch: int | None,
+    opts: GridOptions,
+    pages: tuple[int, ...] | None = None,
 ) -> DrawReport:
-    return draw_patterns(run, out, piece, epoch, opts)
+    return draw_patterns(run, out, piece, epoch, opts, pages)
+
+
+def _page_lanes(
+    page_cells: list[list[int]], out: Path, epoch: int | None, opts: GridOptions, workers: int
+) -> list[PieceFn]:
+    """The pattern's pages cut into up to ``workers`` groups (``layout.page_groups``), one
+    piece function each: a worker then builds the layouts of its own pages only."""
+    groups = layout.page_groups([len(c) for c in page_cells], workers)
+    if len(groups) == 1:
+        return [partial(_grid_piece, out=out, epoch=epoch, opts=opts)]
+    return [partial(_grid_piece, out=out, epoch=epoch, opts=opts, pages=g) for g in groups]
 
 
 def draw_grids(
@@ -54,9 +70,18 @@ def draw_grids(
     """Grid pages for ``patterns``, in-process, over a spawn-started process pool (sized by
     the pages to draw) or on a cluster (``pool``)."""
     fn = partial(_grid_piece, out=out, epoch=epoch, opts=opts)
-    per_pattern = len(layout.pages(len(run.layers), opts.rows, opts.cols))
+    page_cells = layout.pages(len(run.input_records) + len(run.layers), opts.rows, opts.cols)
+    lanes = partial(_page_lanes, page_cells, out, epoch, opts)
     return run_pieces(
-        run, fn, patterns, workers, "render", quiet, per_pattern=per_pattern, pool=pool
+        run,
+        fn,
+        patterns,
+        workers,
+        "render",
+        quiet,
+        per_pattern=len(page_cells),
+        pool=pool,
+        lanes=lanes,
     )
 
 

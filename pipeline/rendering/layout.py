@@ -24,6 +24,31 @@ def pages(n_cells: int, rows: int, cols: int) -> list[list[int]]:
     return [list(range(start, min(start + per, n_cells))) for start in range(0, n_cells, per)]
 
 
+PAGES_PER_LANE = 2  # fewest pages of a pattern a worker of a page group draws
+
+
+def page_groups(cells_per_page: Sequence[int], workers: int) -> list[tuple[int, ...]]:
+    """A pattern's pages (their cell counts) cut into contiguous groups, one per worker
+    where there are pages enough (at least ``PAGES_PER_LANE`` each), of about equal cells.
+    One group of every page when there is nothing to share."""
+    n = len(cells_per_page)
+    lanes = max(1, min(workers, n // PAGES_PER_LANE))
+    total = sum(cells_per_page)
+    groups: list[tuple[int, ...]] = []
+    start, seen = 0, 0
+    for k in range(1, lanes):
+        end = start
+        while end < n - (lanes - k) and seen + cells_per_page[end] / 2 <= total * k / lanes:
+            seen += cells_per_page[end]
+            end += 1
+        end = max(end, start + 1)  # every group holds a page
+        seen = sum(cells_per_page[:end])
+        groups.append(tuple(range(start, end)))
+        start = end
+    groups.append(tuple(range(start, n)))
+    return groups
+
+
 def near_square(n: int) -> tuple[int, int]:
     """(rows, cols) with rows*cols >= n, cols = ceil(sqrt(n)), as square as possible."""
     if n <= 0:

@@ -42,25 +42,42 @@ def _remove_stale_pages(folder: Path, n_pages: int) -> None:
 
 
 def draw_patterns(
-    run: Run, out: Path, patterns: Sequence[int], epoch: int | None, opts: GridOptions
+    run: Run,
+    out: Path,
+    patterns: Sequence[int],
+    epoch: int | None,
+    opts: GridOptions,
+    pages: Sequence[int] | None = None,
 ) -> DrawReport:
     """Write ``out/pattern-<i>/<page>.png`` for each pattern in ``patterns`` (page names
-    zero-padded to the page count's width: ``layout.page_name``)."""
+    zero-padded to the page count's width: ``layout.page_name``); with ``pages``, only those
+    pages (indices into the pattern's pages) and only the data their cells show."""
     report = DrawReport()
     layers = run.layers
     inputs = run.input_records  # none in a run captured without --keep-inputs
     scales = input_scales(run)
     names = (run.info.get("sources") or {}).get("names")  # image file names, when any
     page_cells = layout.pages(len(inputs) + len(layers), opts.rows, opts.cols)
+    drawn = range(len(page_cells)) if pages is None else pages
+    needed = {i for page_index in drawn for i in page_cells[page_index]}
     painters: list[PagePainter | None] = [None] * len(page_cells)  # for pages raster can't draw
     cache = _chunk_cache(run)
     # A training run's record: "epoch 3", or "step 96 (epoch 3)" for a run keyed by steps.
     when = None if epoch is None else Timeline.from_run(run.info, run.metrics()).label(epoch)
     try:
         for p in patterns:
-            cells = [input_cell(cache, rec, p, scales[rec.name], opts, report) for rec in inputs]
-            cells += [layer_cell(cache, name, p, epoch, opts, report) for name in layers]
-            for page_index, idx in enumerate(page_cells):
+            cells = [
+                input_cell(cache, rec, p, scales[rec.name], opts, report) if i in needed else None
+                for i, rec in enumerate(inputs)
+            ]
+            cells += [
+                layer_cell(cache, name, p, epoch, opts, report)
+                if len(inputs) + i in needed
+                else None
+                for i, name in enumerate(layers)
+            ]
+            for page_index in drawn:
+                idx = page_cells[page_index]
                 name = names[p] if names else None
                 title = page_title(p, name, when, page_index, len(page_cells))
                 page = [cells[i] for i in idx]

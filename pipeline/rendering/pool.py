@@ -3,15 +3,18 @@
 Workers are started with ``spawn`` (safe when the parent imported TensorFlow) and open the run
 once each; the work is cut into contiguous pieces of patterns so a progress bar moves and every
 worker stays busy. The pool's size follows the pages to draw (patterns x pages per pattern),
-not the patterns: 8 patterns of a CNN with 18 pages each are 144 pages. A failure
-(``--strict``) cancels what is still queued.
+not the patterns: 8 patterns of a CNN with 18 pages each are 144 pages. Work that comes in
+lanes (render's page groups: each worker then builds only its own pages' layouts, the
+costly part of a CNN's first pages) gets one executor per lane, so a lane's pieces stay in
+its own processes. A failure (``--strict``) cancels what is still queued.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import as_completed
+from concurrent.futures import Future, as_completed
+from contextlib import ExitStack
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -26,6 +29,7 @@ from .cells import DrawReport
 POOL_MIN_PAGES = 24
 
 PieceFn = Callable[[Run, list[int]], DrawReport]
+LaneFn = Callable[[int], list[PieceFn]]  # workers -> one piece function per lane
 
 
 def _in_worker(run_path: str, fn: PieceFn, piece: list[int]) -> DrawReport:
@@ -58,9 +62,12 @@ def run_pieces(
     min_pages: int = POOL_MIN_PAGES,
     per_pattern: int = 1,
     pool: WorkerPool | None = None,
+    lanes: LaneFn | None = None,
 ) -> DrawReport:
     """``fn(run, piece)`` over pieces of ``patterns`` (``per_pattern`` pages each),
     in-process, in a local process pool or on a cluster (``pool``); reports merged.
+    ``lanes``: given the local pool's size, functions that each do a part of every pattern
+    (their work together is ``fn``'s); each lane runs on its own share of the processes.
 
     ``fn`` must be picklable (a module-level function, or a ``functools.partial`` of one)."""
     total = DrawReport()
@@ -78,8 +85,14 @@ def run_pieces(
                 bar.update(len(piece))
             return total
         run_path = str(Path(run.path).resolve())
-        with pool.executor(n_workers) as ex:
-            futures = {ex.submit(_in_worker, run_path, fn, p): len(p) for p in pieces}
+        fns = [fn] if lanes is None or pool.remote else lanes(n_workers)
+        shares = [n_workers // len(fns) + (i < n_workers % len(fns)) for i in range(len(fns))]
+        with ExitStack() as stack:
+            futures: dict[Future[DrawReport], float] = {}
+            for lane_fn, share in zip(fns, shares, strict=True):
+                ex = stack.enter_context(pool.executor(share))
+                for p in layout.split_work(patterns, share * 4, max_size=max_piece):
+                    futures[ex.submit(_in_worker, run_path, lane_fn, p)] = len(p) / len(fns)
             try:
                 for fut in as_completed(futures):
                     total.merge(fut.result())

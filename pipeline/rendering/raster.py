@@ -2,11 +2,12 @@
 
 For each static layout (same titles, image shapes, channel labels) the page is drawn once
 with placeholder images and kept as a palette image; probe draws record which image pixel
-lands on which page pixel (pixels under a frame or a channel label stay static). One more
-draw shows where matplotlib puts each cell's value line and note (``raster_probe`` reads all
-of that back). Each pattern then costs a colormap lookup of the pixels shown, a gather into a
-copy of the background (``raster_compose``), the value lines, notes and suptitle composed
-from cached glyphs, and a one-byte-per-pixel PNG. A page that shows a colour picture (a
+lands on which page pixel (pixels under a frame or a channel label stay static). The
+reference value lines and notes, drawn alone on a white ground (``draw_artist``, not a second
+figure draw), show where matplotlib puts them (``raster_probe`` reads all of that back). Each
+pattern then costs a colormap lookup of the pixels shown, a gather into a copy of the
+background, a rectangle of rows per cell (``raster_compose``), the value lines, notes and
+suptitle composed from cached glyphs, and a one-byte-per-pixel PNG. A page that shows a colour picture (a
 stored model input, ``Cell.rgb``) is composed the same way, then expanded to RGB through its
 palette, the picture's own colours written into the pixels that show it, and saved as an RGB
 PNG; pages without one stay palette PNGs. Pages with a marked (problem) cell are left to
@@ -101,7 +102,7 @@ class RasterPainter:
             elif where.rgb:
                 pictures.append((cell, where))  # written once the page is RGB
             else:
-                fill_levels(flat, where, cell)
+                fill_levels(page, where, cell)
             for text, anchor, cache in (
                 (cell.caption, where.caption, self.captions),
                 (cell.note, where.note, self.notes),
@@ -132,14 +133,13 @@ class RasterPainter:
 
     def _build(self, padded: list[Cell | None]) -> PageLayout:
         """Draw the static page (placeholder images, no suptitle, value lines or notes), the
-        probe pages and one page of reference texts."""
+        probe pages and the reference texts alone."""
         mpl = self.mpl
         shown = probe.placeholders(padded)
-        mpl.arrange(shown, None)
+        mpl.arrange(shown, None)  # the value line and note artists, with reference texts
         self.suptitle.hide()
-        anchors = probe.text_anchors(mpl, shown, self.captions, self.notes)
-        shown = [None if c is None else replace(c, note=None) for c in shown]
-        mpl.arrange(shown, None)
+        plain = [None if c is None else replace(c, note=None) for c in shown]
+        mpl.arrange(plain, None)
         for text in mpl.captions + mpl.notes:
             if text is not None:
                 text.set_visible(False)
@@ -147,15 +147,16 @@ class RasterPainter:
         canvas.draw()
         rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
         height, width = rgb.shape[:2]
-        boxes = probe.axes_boxes(mpl, shown, height, width)
+        boxes = probe.axes_boxes(mpl, plain, height, width)
         strip, strip_bg = probe.suptitle_strip(mpl, rgb, boxes)
-        shots = probe.probe_shots(mpl, shown, boxes)
+        shots = probe.probe_shots(mpl, plain, boxes)
+        anchors = probe.text_anchors(mpl, shown, self.captions, self.notes)
         cells: list[CellMap | None] = [
             None
             if cell is None or real is None or box is None or shot is None or cell.shape is None
             else cell_map(shot, box, width, cell.shape, real, found)
             for cell, real, box, shot, found in zip(
-                shown, padded, boxes, shots, anchors, strict=True
+                plain, padded, boxes, shots, anchors, strict=True
             )
         ]
         index, palette, greys = static_palette(rgb, cells, self.lut)

@@ -94,35 +94,36 @@ def suptitle_strip(
 def text_anchors(
     mpl: PagePainter, cells: list[Cell | None], captions: GlyphCache, notes: GlyphCache
 ) -> list[tuple[Anchor | None, Anchor | None]]:
-    """Per cell, where matplotlib draws its value line and its note: one draw of the page
-    with the reference texts shown on blank cells (images and labels hidden), each text's
-    ink read back inside its own extent."""
-    canvas = mpl.fig.canvas
-    hidden = [im for im in mpl.images if im is not None and im.get_visible()]
-    hidden += [t for labels in mpl.label_artists for t in labels if t.get_visible()]
-    for artist in hidden:
-        artist.set_visible(False)
-    canvas.draw()
-    grey = np.asarray(canvas.buffer_rgba())[..., 1]
-    height, width = grey.shape
+    """Per cell, where matplotlib draws its value line and its note: the figure drawn once
+    already, its ground is painted white again and only the reference texts are drawn on it
+    (``draw_artist``: each text exactly as a full draw puts it, at a fraction of a full
+    draw's cost); each text's ink is read back inside its own extent. The canvas is left
+    white with those texts: restore the static page afterwards."""
+    fig, canvas = mpl.fig, mpl.fig.canvas
     renderer = canvas.get_renderer()
-    out: list[tuple[Anchor | None, Anchor | None]] = []
+    fig.draw_artist(fig.patch)  # opaque white, as the figure's ground under every text
+    height, width = np.asarray(canvas.buffer_rgba()).shape[:2]
+    shown: list[tuple[int, int, Box, GlyphCache, str]] = []
     for i, cell in enumerate(cells):
-        found: list[Anchor | None] = []
-        for artist, text, cache in (
-            (mpl.captions[i], None if cell is None else cell.caption, captions),
-            (mpl.notes[i], None if cell is None else cell.note, notes),
+        for k, (artist, text, cache) in enumerate(
+            (
+                (mpl.captions[i], None if cell is None else cell.caption, captions),
+                (mpl.notes[i], None if cell is None else cell.note, notes),
+            )
         ):
-            if artist is None or text is None or not artist.get_visible():
-                found.append(None)
+            if artist is None or text is None or artist.get_text() != text:
                 continue
-            r0, r1, c0, c1 = _box(artist.get_window_extent(renderer).extents, height, width)
-            ink = grey[r0:r1, c0:c1] < 255
-            found.append(Anchor.calibrate(ink, (r0, c0), cache, text))
-        out.append((found[0], found[1]))
-    for artist in hidden:
-        artist.set_visible(True)
-    return out
+            artist.set_visible(True)  # an invisible text has no extent
+            fig.draw_artist(artist)
+            box = _box(artist.get_window_extent(renderer).extents, height, width)
+            artist.set_visible(False)
+            shown.append((i, k, box, cache, text))
+    grey = np.asarray(canvas.buffer_rgba())[..., 1]
+    out: list[list[Anchor | None]] = [[None, None] for _ in cells]
+    for i, k, (r0, r1, c0, c1), cache, text in shown:
+        ink = grey[r0:r1, c0:c1] < 255
+        out[i][k] = Anchor.calibrate(ink, (r0, c0), cache, text)
+    return [(a, b) for a, b in out]
 
 
 def probe_shots(

@@ -24,7 +24,9 @@ ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("layout", re.compile(r"/api/layout")),
     (
         "run",
-        re.compile(r"/api/run/([^/]{1,32})/(data|input|metrics|analysis|cka|model\.png|info)"),
+        re.compile(
+            r"/api/run/([^/]{1,32})/(data|pattern|input|metrics|analysis|cka|model\.png|info)"
+        ),
     ),
     # the Compare view (compare_api.py): the list, one comparison, an RDM of it; regions
     ("compare", re.compile(r"/api/run/([^/]{1,32})/compare(?:/([^/]{1,100})(?:/(rdm))?)?")),

@@ -16,6 +16,16 @@
   const CACHE_ENTRIES = 600;
   const $ = (sel) => document.querySelector(sel);
 
+  // Where a pattern view's milliseconds go (the bench reads PASSAGE.timing): phases added up
+  // per drawing, from the change that asked for it to "ready".
+  const now = () => performance.now();
+  let timing = null;
+  function tick(phase, since) {
+    const t = now();
+    if (timing) timing[phase] = (timing[phase] || 0) + (t - since);
+    return t;
+  }
+
   // ------------------------------------------------------------------ data sources
   class ApiError extends Error {
     constructor(status, message, damaged) {
@@ -156,10 +166,75 @@
     return promise;
   }
 
-  const layerTensor = (run, layer, p, epoch) =>
-    cached(`${run.id}|L|${layer.name}|${p}|${epoch}`, () => source.layer(run, layer, p, epoch));
-  const inputTensor = (run, name, p) =>
-    cached(`${run.id}|I|${name}|${p}`, () => source.input(run, name, p));
+  // The pattern view asks for all of a run's cells at once (`together`): one answer of the
+  // server (api/run/N/pattern) fills the cache entries of every input and layer of a pattern.
+  const layerTensor = (run, layer, p, epoch, together = false) =>
+    cached(`${run.id}|L|${layer.name}|${p}|${epoch}`, () =>
+      together && !STATIC
+        ? fromBundle(run, "layer", layer.name, p, epoch, () => source.layer(run, layer, p, epoch))
+        : source.layer(run, layer, p, epoch)
+    );
+  const inputTensor = (run, name, p, together = false) =>
+    cached(`${run.id}|I|${name}|${p}`, () =>
+      together && !STATIC
+        ? fromBundle(run, "input", name, p, epochFor(run), () => source.input(run, name, p))
+        : source.input(run, name, p)
+    );
+
+  const bundles = new Map(); // "<run>|<pattern>|<epoch>" -> promise of its parts, while asked
+  function fromBundle(run, kind, name, p, epoch, alone) {
+    const key = `${run.id}|${p}|${epoch}`;
+    if (!bundles.has(key)) {
+      // the layouts come along while a shape of this run has none yet (the first view)
+      const known = (shape) => !shape.every(Number.isInteger) || layouts.has(shape.join(","));
+      const withLayouts = !run.layers.every((l) => known(l.shape));
+      const promise = httpBundle(
+        `api/run/${run.id}/pattern?pattern=${p}` +
+          (epoch === null ? "" : `&epoch=${epoch}`) +
+          (withLayouts ? "&layouts=1" : "")
+      );
+      bundles.set(key, promise);
+      const done = () => bundles.delete(key);
+      promise.then(done, done);
+    }
+    return bundles.get(key).then((parts) => {
+      const part = parts.get(`${kind}|${name}`);
+      if (!part) return alone(); // a cell the answer does not know (a run that changed since)
+      if (part.error) throw new ApiError(404, part.error);
+      return part;
+    });
+  }
+
+  /** api/run/N/pattern: [uint32 n][n bytes of JSON head][float32 values] (pattern_api.py). */
+  async function httpBundle(path) {
+    const res = await fetch(path);
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({ error: res.statusText }));
+      throw new ApiError(res.status, body.error || res.statusText, body.damaged);
+    }
+    const buf = await res.arrayBuffer();
+    const n = new DataView(buf).getUint32(0, true);
+    const head = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, n)));
+    const parts = new Map();
+    for (const part of head.parts) {
+      if (part.layout && !layouts.has(part.shape.join(",")))
+        layouts.set(part.shape.join(","), Promise.resolve(expand(part.layout)));
+      let r;
+      if (part.damaged) r = { damaged: part.damaged };
+      else if (part.error) r = { error: part.error };
+      else
+        r = {
+          shape: part.shape,
+          values: new Float32Array(buf, 4 + n + part.offset, part.count),
+          min: num(part.min),
+          max: num(part.max),
+          layerMin: num(part.layerMin),
+          layerMax: num(part.layerMax),
+        };
+      parts.set(`${part.kind}|${part.name}`, r);
+    }
+    return parts;
+  }
 
   // ------------------------------------------------------------------ layouts (from the server)
   // Which value each pixel shows is render's rule, answered by the server for a shape
@@ -231,10 +306,12 @@
   }
 
   function paint(canvas, values, layout, lut, lo, hi) {
+    let t = now();
     canvas.width = layout.w;
     canvas.height = layout.h;
     const ctx = canvas.getContext("2d");
     const img = ctx.createImageData(layout.w, layout.h);
+    t = tick("canvas", t);
     const px = img.data;
     const src = layout.src;
     for (let i = 0, o = 0; i < src.length; i++, o += 4) {
@@ -250,7 +327,9 @@
       px[o + 2] = rgb[2];
       px[o + 3] = 255;
     }
+    t = tick("colour", t);
     ctx.putImageData(img, 0, 0);
+    tick("canvas", t);
   }
 
   function paintDamaged(canvas, h, w) {
@@ -523,8 +602,8 @@
     if (!STATIC && p >= run.patterns_ready) {
       return Promise.resolve({ pending: `pattern ${p} not captured yet (${run.patterns_ready} ready)` });
     }
-    if (kind === "input") return inputTensor(run, item.name, p);
-    return layerTensor(run, item, p, epochFor(run));
+    if (kind === "input") return inputTensor(run, item.name, p, true);
+    return layerTensor(run, item, p, epochFor(run), true);
   }
 
   function sharedRange(results) {
@@ -568,40 +647,56 @@
       paintBlank(canvas, lay.h, lay.w);
       readout.dataset.idle = result.pending || result.error || "";
     } else {
+      let t = now();
       const values = shownValues(result.values, lay);
+      t = tick("decode", t);
       const [lo, hi] = shared && cell.kind === "layer" ? shared : [result.min, result.max];
       paint(canvas, values, lay, luts[state.cmap], lo, hi);
+      t = now();
       cell.drawn = { layout: lay, values, lo, hi };
       if (!shared || cell.kind !== "layer") barSlot.append(colorbar(luts[state.cmap], lo, hi));
       readout.dataset.idle = `min ${fmt(result.min)}, max ${fmt(result.max)}`;
+      tick("dom", t);
     }
+    const t = now();
     readout.textContent = readout.dataset.idle;
     fitCss(canvas, box);
     el.classList.toggle("selected", cell.kind === "layer" && item.name === state.layer);
+    tick("dom", t);
   }
 
   async function renderPattern(gen) {
+    let t = now();
     buildColumns();
     const list = [...cells.values()];
-    const results = await Promise.all(
+    t = tick("columns", t);
+    const asked = Promise.all(
       list.map((cell) =>
         loadCell(cell).catch((err) => ({ error: err.message || String(err) }))
       )
     );
+    t = tick("request", t);
+    const results = await asked;
+    // waiting for the answers: from the end of update's own work meanwhile (controls, URL)
+    if (timing && timing.sent > t) t = timing.sent;
+    t = tick("fetch", t);
     if (gen !== generation) return;
     const shapes = list.map((cell, i) => cellShape(cell, results[i]));
     const lays = await Promise.all(shapes.map((shape) => layoutOf(shape || [])));
+    t = tick("layout", t);
     if (gen !== generation) return;
     const pairs = list.map((cell, i) => [cell, results[i]]);
     const shared = state.scale === "shared" ? sharedRange(pairs) : null;
     const perColumn = list.length / Math.max(1, state.runs.length);
     const box = perColumn <= 4 && state.runs.length === 1 ? 340 : CELL_PX;
     pairs.forEach(([cell, r], i) => drawCell(cell, r, shapes[i], lays[i], shared, box));
+    t = now();
     const bar = $("#shared-bar");
     bar.hidden = !shared;
     bar.textContent = "";
     if (shared) bar.append(colorbar(luts[state.cmap], shared[0], shared[1]));
     drawMetrics();
+    tick("dom", t);
     setTimeout(() => prefetch(gen), PREFETCH_DELAY_MS);
   }
 
@@ -617,8 +712,8 @@
         if (p >= cell.run.patterns_ready) continue;
         const load =
           cell.kind === "input"
-            ? inputTensor(cell.run, cell.item.name, p)
-            : layerTensor(cell.run, cell.item, p, epochFor(cell.run));
+            ? inputTensor(cell.run, cell.item.name, p, true)
+            : layerTensor(cell.run, cell.item, p, epochFor(cell.run), true);
         load.catch(() => {});
       }
     }
@@ -1093,13 +1188,21 @@
   // ------------------------------------------------------------------ views and state
   async function update() {
     const gen = ++generation;
+    const t0 = now();
+    timing = { view: state.view, pattern: state.pattern };
     document.body.dataset.state = "loading";
+    // the pattern view's requests leave first; the controls and the URL are set meanwhile
+    const drawing = state.view === "pattern" ? renderPattern(gen) : null;
+    let t = now();
     syncControls();
+    t = tick("controls", t);
     writeHash();
+    t = tick("hash", t);
     for (const v of VIEWS) $(`#view-${v}`).hidden = v !== state.view;
     document.querySelectorAll("#tabs [data-view]").forEach((b) => b.classList.toggle("active", b.dataset.view === state.view));
+    timing.sent = tick("controls", t);
     try {
-      if (state.view === "pattern") await renderPattern(gen);
+      if (drawing) await drawing;
       else if (state.view === "analysis") await renderAnalysis(gen);
       else if (state.view === "compare") await P.compare.render(APP, gen);
       else if (state.view === "unit") await P.unit.render(APP, gen);
@@ -1109,6 +1212,9 @@
     }
     if (gen !== generation) return;
     document.body.dataset.state = "ready";
+    timing.total = now() - t0;
+    delete timing.sent;
+    P.timing = timing;
     if (state.playing) schedulePlay();
   }
 
