@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.analysis import cka
+from pipeline.analysis import cka, cka_sketch
 from pipeline.analysis.cka_sketch import SketchCka, cka_sd_bound, frobenius_sd_bound
 from pipeline.errors import ShapeError, StoreError
 
@@ -137,7 +137,7 @@ def test_merge_in_any_order_and_resume_from_a_saved_state(tmp_path):
     path = tmp_path / "state.npz"
     np.savez(path, **forward.state())
     with np.load(path) as saved:
-        again = cka.from_state(saved)
+        again = cka_sketch.from_state(saved)
     assert isinstance(again, SketchCka) and (again.size, again.seed) == (24, 7)
     np.testing.assert_array_equal(again.result(), forward.result())  # bit for bit
     np.testing.assert_array_equal(again.frobenius(), forward.frobenius())

@@ -19,7 +19,6 @@ from pipeline.rendering import layout, raster
 from pipeline.rendering import raster_probe as probe
 from pipeline.rendering.cells import Cell, GridOptions, data_cell
 from pipeline.rendering.grids import PagePainter
-from pipeline.rendering.raster_compose import block_of
 
 
 @pytest.fixture(scope="module")
@@ -127,45 +126,6 @@ def test_text_anchors_are_those_of_a_full_draw():
         painter.close()
     assert sum(a is not None for pair in want for a in pair) == 5  # 2 value lines, 3 notes
     assert got == want
-
-
-def test_filled_rectangles_are_the_scattered_pixels(tmp_path):
-    """A page whose cell maps are filled as rectangles (``Block``) is the page filled pixel
-    by pixel through the same maps: mosaics with channel labels, NaNs, a plain image."""
-    opts = GridOptions(rows=2, cols=2)
-    cells = _mosaic_cells(opts)
-    painter = raster.RasterPainter(opts)
-    try:
-        painter.draw(cells, tmp_path / "block.png", "pattern 3")
-        lay = painter._layout([*cells])
-        assert all(c is not None and c.block is not None for c in lay.cells[:3])
-        assert all(c.block.mask.sum() == c.pos.size for c in lay.cells[:3])
-        for c in lay.cells[:3]:
-            c.block = None
-        painter.draw(cells, tmp_path / "scatter.png", "pattern 3")
-    finally:
-        painter.close()
-    with Image.open(tmp_path / "block.png") as a, Image.open(tmp_path / "scatter.png") as b:
-        assert np.array_equal(np.asarray(a), np.asarray(b))
-        assert np.array_equal(np.asarray(a.getpalette()), np.asarray(b.getpalette()))
-
-
-def test_block_of_separable_maps_only():
-    width = 10
-    rows, cols = np.meshgrid(np.arange(2, 5), np.arange(3, 7), indexing="ij")
-    pos = (rows * width + cols).ravel()
-    src = ((rows - 2) * 100 + (cols - 3) * 7).ravel()  # a row term plus a column term
-    keep = np.ones(pos.size, bool)
-    keep[[0, 5]] = False  # pixels left static (a label box): the others still fix the terms
-    block = block_of(pos[keep], src[keep], width, size=400)
-    assert block is not None and (block.r0, block.r1, block.c0, block.c1) == (2, 5, 3, 7)
-    assert block.mask.sum() == keep.sum() and not block.mask.ravel()[[0, 5]].any()
-    assert np.array_equal(block.src[block.mask], src[keep])
-    assert block.src.min() >= 0 and block.src.max() < 400
-    odd = src.copy()
-    odd[7] += 1  # one pixel that no row and column terms explain
-    assert block_of(pos, odd, width, size=400) is None
-    assert block_of(pos[:0], src[:0], width, size=400) is None
 
 
 @pytest.mark.parametrize(

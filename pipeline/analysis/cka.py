@@ -29,14 +29,11 @@ state raises ``StoreError``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from ..errors import ShapeError, StoreError
-
-if TYPE_CHECKING:
-    from .cka_sketch import SketchCka
 
 # ``choose``: exact while every view has at most this many features and the exact state fits
 MAX_EXACT_FEATURES = 4096
@@ -488,12 +485,11 @@ def choose(
     return MinibatchCka(len(counts), batch_size)
 
 
-def from_state(state: Mapping[str, np.ndarray]) -> ExactCka | MinibatchCka | SketchCka:
-    """The accumulator a saved ``state()`` belongs to, continuing from it."""
-    from .cka_sketch import SketchCka
-
+def from_state(state: Mapping[str, np.ndarray]) -> ExactCka | MinibatchCka:
+    """The accumulator a saved ``state()`` belongs to, continuing from it (a sketch's:
+    ``cka_sketch.from_state``)."""
     method = str(_state_field(state, "method"))
-    for kind in (ExactCka, MinibatchCka, SketchCka):
+    for kind in (ExactCka, MinibatchCka):
         if method == kind.method:
             return kind.from_state(state)
     raise StoreError(

@@ -40,7 +40,8 @@ import numpy as np
 import scipy.sparse as sparse
 
 from ..errors import ShapeError, StoreError
-from .cka import ExactCka, _check_blocks, _check_method, _state_field
+from . import cka
+from .cka import ExactCka, MinibatchCka, _check_blocks, _check_method, _state_field
 
 DEFAULT_SKETCH_SIZE = 256  # buckets per sketch per view
 DEFAULT_SEED = 0
@@ -213,3 +214,10 @@ class SketchCka:
             )
         accumulator._inner = restored
         return accumulator
+
+
+def from_state(state: Mapping[str, np.ndarray]) -> ExactCka | MinibatchCka | SketchCka:
+    """Any saved CKA accumulator (exact, minibatch or sketch), continuing from it."""
+    if str(_state_field(state, "method")) == SketchCka.method:
+        return SketchCka.from_state(state)
+    return cka.from_state(state)

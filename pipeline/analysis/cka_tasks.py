@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..store import Run, open_run
 from ..store import analysis_files as files
-from . import cka
+from . import cka_sketch
 from .cka_runs import (
     View,
     _features,
@@ -44,6 +44,7 @@ from .cka_runs import (
 )
 from .pieces import complete_prefix, digest, pattern_ranges, uniform, used_entries
 from .report import AnalysisReport
+from .tasks import reduce_piece
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,14 @@ def parallel(job: CkaJob) -> bool:
     return job.method in ("exact", "sketch")
 
 
+def run_task(kind: str, *args: object) -> str:
+    """What a pool worker runs for one item of an analysis: ``"piece"`` (``tasks.reduce_piece``)
+    or ``"cka"`` (``cka_range``), so both kinds share one pool."""
+    if kind == "cka":
+        return cka_range(*args)  # type: ignore[arg-type]
+    return reduce_piece(*args)  # type: ignore[arg-type]
+
+
 def cka_range(run_path: str, job: CkaJob, index: int) -> str:
     """The pool task: compute range ``index`` of ``job`` and keep it; returns its path."""
     path = partial_path(run_path, job, index)
@@ -178,9 +187,9 @@ def finish(run_path: str | Path, job: CkaJob) -> dict[str, Any]:
             part = files.read_arrays(path)
             excluded += int(part.pop("excluded"))
             if acc is None:
-                acc = cka.from_state(part)
+                acc = cka_sketch.from_state(part)
             else:
-                acc.merge(cka.from_state(part))
+                acc.merge(cka_sketch.from_state(part))
             del part
         out = output(acc, excluded)
     for path in paths:

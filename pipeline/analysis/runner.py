@@ -38,7 +38,7 @@ from .cka_tasks import CkaJob
 from .pieces import LayerJob, Piece, complete_prefix, digest, layer_job
 from .reductions import LayerReduction
 from .report import AnalysisReport
-from .tasks import Settings, new_reduction, partial_path, reduce_piece, run_task
+from .tasks import Settings, new_reduction, partial_path, reduce_piece
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +331,7 @@ def _statistics(
                 pool,
                 n,
                 tagged,
-                run_task,
+                cka_tasks.run_task,
                 lambda t: (
                     ("cka", run_path, *t[1])
                     if t[0] == "cka"

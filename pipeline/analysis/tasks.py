@@ -1,7 +1,7 @@
 """The work a worker process does: reduce one piece of a layer and keep its partial result.
 
 Runs in the analyze pool (or in the calling process with one worker), beside the CKA ranges
-of ``cka_tasks`` (``run_task`` runs either). Each data file is read
+of ``cka_tasks`` (``cka_tasks.run_task`` runs either). Each data file is read
 checked against its manifest line (size and CRC-32) and reduced at once, so memory holds one
 file at a time. The partial result is written to ``analysis/.partial/`` before the worker
 answers: an analysis killed at any moment resumes from the pieces already kept.
@@ -74,13 +74,3 @@ def read_rows(run: Run, layer: str, epoch: int | None, first: int, stop: int) ->
     if not parts:
         raise ValueError(f"no data of layer {layer!r} for patterns {first}..{stop - 1}")
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def run_task(kind: str, *args: object) -> str:
-    """What a pool worker runs for one item of an analysis: ``"piece"`` (``reduce_piece``) or
-    ``"cka"`` (``cka_tasks.cka_range``), so both kinds share one pool."""
-    if kind == "cka":
-        from .cka_tasks import cka_range
-
-        return cka_range(*args)  # type: ignore[arg-type]
-    return reduce_piece(*args)  # type: ignore[arg-type]

@@ -32,57 +32,6 @@ class CellMap:
     caption: Anchor | None  # where the value line goes
     note: Anchor | None  # where a note goes
     rgb: bool = False  # an RGB picture: its colours are written after the palette expansion
-    block: Block | None = None  # the same map as a rectangle of the page, when it is one
-
-
-@dataclass
-class Block:
-    """A cell map as a rectangle of the page: rows ``r0:r1``, columns ``c0:c1``; ``src`` the
-    image pixel each of its pixels shows (``rows[r] + cols[c]``: a nearest-neighbour
-    mapping is separable, a mosaic's too), ``mask`` which of them show one. Filling it is a
-    gather and a masked copy of contiguous rows instead of a scatter over the page."""
-
-    r0: int
-    r1: int
-    c0: int
-    c1: int
-    src: np.ndarray  # (r1 - r0, c1 - c0) int32 (intp for huge images)
-    mask: np.ndarray  # (r1 - r0, c1 - c0) bool
-
-    @property
-    def nbytes(self) -> int:
-        return self.src.nbytes + self.mask.nbytes
-
-
-def block_of(page_pos: np.ndarray, src: np.ndarray, width: int, size: int) -> Block | None:
-    """``page_pos`` (flat page pixels) showing image pixels ``src`` (flat, of an image of
-    ``size`` values) as a ``Block``: None unless every ``src`` is the sum of a term of its
-    page row and a term of its page column."""
-    if page_pos.size == 0:
-        return None
-    pr, pc = np.divmod(page_pos, width)
-    r0, c0 = int(pr.min()), int(pc.min())
-    pr, pc = pr - r0, pc - c0
-    h, w = int(pr.max()) + 1, int(pc.max()) + 1
-    rows, cols = np.zeros(h, np.intp), np.zeros(w, np.intp)
-    known_r, known_c = np.zeros(h, bool), np.zeros(w, bool)
-    base = np.bincount(pr, minlength=h).argmax()  # the fullest row: its columns' terms
-    on = pr == base
-    cols[pc[on]], known_c[pc[on]] = src[on], True
-    for _ in range(4):  # rows from known columns, columns from known rows (label boxes)
-        sel = known_c[pc] & ~known_r[pr]
-        rows[pr[sel]], known_r[pr[sel]] = src[sel] - cols[pc[sel]], True
-        sel = known_r[pr] & ~known_c[pc]
-        cols[pc[sel]], known_c[pc[sel]] = src[sel] - rows[pr[sel]], True
-        if known_r[pr].all() and known_c[pc].all():
-            break
-    grid = rows[:, None] + cols[None, :]
-    mask = np.zeros((h, w), bool)
-    mask[pr, pc] = True
-    if not np.array_equal(grid[pr, pc], src):
-        return None
-    np.clip(grid, 0, size - 1, out=grid)  # pixels outside the mask: any index will do
-    return Block(r0, r0 + h, c0, c0 + w, grid.astype(np.int32 if size < 2**31 else np.intp), mask)
 
 
 @dataclass
@@ -97,11 +46,7 @@ class PageLayout:
 
     @property
     def nbytes(self) -> int:
-        maps = sum(
-            c.pos.nbytes + c.src.nbytes + (c.block.nbytes if c.block is not None else 0)
-            for c in self.cells
-            if c is not None
-        )
+        maps = sum(c.pos.nbytes + c.src.nbytes for c in self.cells if c is not None)
         return self.index.nbytes + maps
 
 
@@ -125,10 +70,7 @@ def cell_map(
         src = rows * shape[1] + cols
     br, bc = np.divmod(pos, c1 - c0)
     page_pos = (br + r0) * width + (bc + c0)
-    page_pos, src = page_pos.astype(np.intp), src.astype(np.intp)
-    size = int(np.prod(cell.tiles.shape if cell.tiles is not None else shape[:2]))
-    block = None if cell.rgb else block_of(page_pos, src, width, size)
-    return CellMap(page_pos, src, *anchors, rgb=cell.rgb, block=block)
+    return CellMap(page_pos.astype(np.intp), src.astype(np.intp), *anchors, rgb=cell.rgb)
 
 
 def static_palette(
@@ -180,8 +122,7 @@ def _unique_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def fill_levels(page: np.ndarray, where: CellMap, cell: Cell) -> None:
     """The image's colormap levels into the (H, W) page pixels that show it: the shown
     pixels only when fewer than the image's (a large mosaic in a small cell), else all. A
-    mosaic is read from its channel maps (its padding is static). A map that is a
-    rectangle (``Block``) is filled row by row, else pixel by pixel."""
+    mosaic is read from its channel maps (its padding is static)."""
     if cell.tiles is not None:
         values = cell.tiles.reshape(-1)
         vmin, vmax = cell.vmin, cell.vmax
@@ -192,16 +133,12 @@ def fill_levels(page: np.ndarray, where: CellMap, cell: Cell) -> None:
         assert image is not None
         vmin, vmax = (cell.vmin, cell.vmax) if cell.vmin is not None else auto_limits(image)
         values = image.reshape(-1)
-    block = where.block
-    src = where.src if block is None else block.src
+    src = where.src
     if values.size <= src.size:
         shown = pal.level_indices(values, vmin, vmax, LEVELS, BAD).take(src)
     else:
         shown = pal.level_indices(values.take(src), vmin, vmax, LEVELS, BAD)
-    if block is None:
-        page.reshape(-1)[where.pos] = shown
-    else:
-        np.copyto(page[block.r0 : block.r1, block.c0 : block.c1], shown, where=block.mask)
+    page.reshape(-1)[where.pos] = shown
 
 
 def with_pictures(
