@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -95,9 +96,6 @@ def load(strict: bool = False) -> Callable | None:
 def cached() -> bool:
     """Whether the compiled kernel is in Numba's cache (beside ``fused.py``, or under
     ``$NUMBA_CACHE_DIR``): looked up on disk, without importing Numba."""
-    import os
-    from pathlib import Path
-
     root = os.environ.get("NUMBA_CACHE_DIR")
     here = Path(__file__).resolve().parent
     folders = [here / "__pycache__"] if not root else list(Path(root).rglob("*analysis*"))

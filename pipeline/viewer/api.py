@@ -28,7 +28,6 @@ from .compare_api import ROUTES as COMPARE_ROUTES
 from .compare_api import CompareApi
 from .layouts import cell_layout
 from .live import LiveRuns, RunState
-from .pattern_api import finite_range as finite_range  # the name this module had
 from .pattern_api import pattern_bundle, read_slice
 from .routing import BadRequest, Request, parse_int, parse_shape, parse_target
 from .unit_api import ROUTES as UNIT_ROUTES
